@@ -1,0 +1,66 @@
+# healthomics-airflow: `make demo` runs the demo, `make test` runs the tests.
+# Both create the project-local virtualenv (.venv) on first use; later runs reuse it
+# and reinstall only when a requirements/constraints/project file changed.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+UV_VERSION := 0.13.9
+STATE_DIR := .local
+# Top-level packages are installed in editable mode; a new one needs a reinstall.
+PACKAGES := $(wildcard plugins/*/__init__.py include/*/__init__.py)
+
+.PHONY: all venv demo test unit integration lint format stack-up stack-down stack-status emulator lock clean
+
+all: test
+
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml $(PACKAGES)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install --python $(BIN)/python -r requirements.txt -r requirements-dev.txt -c constraints.txt
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m local_aws.smoke
+
+test: lint
+	$(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+integration: $(STAMP)
+	$(BIN)/pytest tests/integration
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+stack-up: $(STAMP)
+	$(BIN)/python -m local_aws up --state-dir $(STATE_DIR)
+
+stack-down: $(STAMP)
+	$(BIN)/python -m local_aws down --state-dir $(STATE_DIR)
+
+stack-status: $(STAMP)
+	$(BIN)/python -m local_aws status --state-dir $(STATE_DIR)
+
+emulator: $(STAMP)
+	$(BIN)/python -m omics_emulator --port 9100
+
+# Re-resolve the pinned set (needs PyPI); commit constraints.txt afterwards.
+lock: $(STAMP)
+	$(BIN)/uv pip compile --universal --python-version 3.11 requirements.txt requirements-dev.txt -o constraints.txt
+
+clean:
+	rm -rf $(VENV) $(STATE_DIR) .pytest_cache .mypy_cache .ruff_cache
