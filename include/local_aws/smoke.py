@@ -100,7 +100,8 @@ def run_smoke(stack: LocalAWS) -> int:
     _wait("batch PROCESSED", processed)
     print("batch statuses: " + " -> ".join(seen))
 
-    entries = [r for page in omics.get_paginator("list_runs_in_batch").paginate(batchId=batch["id"]) for r in page["runs"]]
+    pages = omics.get_paginator("list_runs_in_batch").paginate(batchId=batch["id"])
+    entries = [entry for page in pages for entry in page["runs"]]
     print(f"\n{'sample':10} {'run id':9} {'status':10} {'hours':>5}  message")
     failures = 0
     for entry in entries:
@@ -125,7 +126,9 @@ def run_smoke(stack: LocalAWS) -> int:
 
     expected_failures = 1
     if failures != expected_failures or len(entries) != len(SAMPLES):
-        print(f"\nUNEXPECTED: {failures} failed runs of {len(entries)} (expected {expected_failures} of {len(SAMPLES)})")
+        print(
+            f"\nUNEXPECTED: {failures} of {len(entries)} runs failed (expected {expected_failures} of {len(SAMPLES)})"
+        )
         return 1
     print(f"\nlocal stack OK: {len(SAMPLES) - failures} runs COMPLETED, {FAILING_SAMPLE} FAILED as injected")
     return 0

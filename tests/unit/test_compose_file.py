@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import yaml
+
 from omics_emulator.__main__ import parse_args
 
 REPO = Path(__file__).resolve().parents[2]
