@@ -122,3 +122,35 @@ def drain_events(local_aws: LocalAWS, emulator: EmulatorAdmin) -> Any:
 
     drain()
     return drain
+
+
+@pytest.fixture(scope="session")
+def airflow_env(local_aws: LocalAWS) -> Iterator[dict[str, str]]:
+    """Airflow's metadata DB migrated and the local stack's connection set, for dag.test() in this process.
+
+    The DB is the one tests/conftest.py's throwaway AIRFLOW_HOME points at (Airflow reads its
+    settings once, at import).
+    """
+    import os
+    import subprocess
+    import sys
+
+    env = local_aws.env()
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+    try:
+        yield env
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def realtime(emulator: EmulatorAdmin) -> EmulatorAdmin:
+    """Emulated time that runs by itself: a four-hour run takes about half a second."""
+    emulator.configure(time_scale=10_000, profiles={"default": {"jitter": 0.0}})
+    return emulator

@@ -1,0 +1,68 @@
+"""Operator extra links to the AWS consoles for a HealthOmics run or batch.
+
+Each link reads what the operator persisted to XCom *before* it waits (so the links
+work while the task is deferred). URL formats: the HealthOmics console run page
+(``#/runs/<id>``) as used by public HealthOmics tools; no AWS page documents a
+per-batch console URL, so the batch link opens the runs list of the Region.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.links.base_aws import BASE_AWS_CONSOLE_LINK, BaseAwsLink
+
+OMICS_LOG_GROUP = "/aws/omics/WorkflowLog"
+
+
+class HealthOmicsRunLink(BaseAwsLink):
+    """The run's page in the HealthOmics console."""
+
+    name = "HealthOmics Run"
+    key = "healthomics_run"
+    format_str = BASE_AWS_CONSOLE_LINK + "/omics/home?region={region_name}#/runs/{run_id}"
+
+
+class HealthOmicsBatchLink(BaseAwsLink):
+    """The HealthOmics console's runs list (where a batch's runs appear)."""
+
+    name = "HealthOmics Runs"
+    key = "healthomics_batch"
+    format_str = BASE_AWS_CONSOLE_LINK + "/omics/home?region={region_name}#/runs"
+
+
+class HealthOmicsRunLogsLink(BaseAwsLink):
+    """The run's log stream (``run/<id>``) in CloudWatch Logs."""
+
+    name = "HealthOmics Run Logs"
+    key = "healthomics_run_logs"
+    format_str = (
+        BASE_AWS_CONSOLE_LINK
+        + "/cloudwatch/home?region={region_name}#logsV2:log-groups/log-group/{log_group}/log-events/{log_stream}"
+    )
+
+    def format_link(self, **kwargs: Any) -> str:
+        if "run_id" not in kwargs:
+            return ""
+        kwargs["log_group"] = quote_plus(OMICS_LOG_GROUP)
+        kwargs["log_stream"] = quote_plus(f"run/{kwargs['run_id']}")
+        return super().format_link(**kwargs)
+
+
+class HealthOmicsRunOutputLink(BaseAwsLink):
+    """The run's output folder (``runOutputUri``) in the S3 console."""
+
+    name = "HealthOmics Run Output"
+    key = "healthomics_run_output"
+    format_str = "https://s3.console.{aws_domain}/s3/buckets/{bucket}?region={region_name}&prefix={prefix}"
+
+    def format_link(self, **kwargs: Any) -> str:
+        uri = kwargs.get("run_output_uri")
+        if not uri:
+            return ""
+        bucket, key = S3Hook.parse_s3_url(uri)
+        kwargs["bucket"] = bucket
+        kwargs["prefix"] = quote(key.rstrip("/") + "/", safe="/")
+        return super().format_link(**kwargs)

@@ -1,0 +1,297 @@
+"""Submit many runs of one workflow as a HealthOmics run batch (StartRunBatch)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils import validate_execute_complete_event
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.providers.common.compat.sdk import conf
+from botocore.exceptions import ClientError
+
+from healthomics.exceptions import HealthOmicsSubmissionError
+from healthomics.hooks.omics import BATCH_CANCELLABLE_STATES, HealthOmicsHook, error_code
+from healthomics.links.omics import HealthOmicsBatchLink
+from healthomics.triggers.base import deadline_after
+from healthomics.triggers.batch import HealthOmicsBatchSubmissionTrigger
+from healthomics.utils.idempotency import attempt_tags, default_idempotency_key, provenance_tags, request_id
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+MAX_INLINE_SETTINGS = 100  # the service's fixed limit; larger batches go through S3
+STATE_KEY = "healthomics_batch"
+# A batch that ended like this is not retried under the same attempt number.
+BATCH_RETRY_STATES = frozenset({"FAILED", "CANCELLED"})
+
+
+class HealthOmicsStartRunBatchOperator(AwsBaseOperator[HealthOmicsHook]):
+    """
+    Submit runs of one workflow as one HealthOmics run batch, and wait until all are submitted.
+
+    ``run_settings`` holds one entry per run with ``runSettingId`` (use the sample id) and the
+    per-run overrides the service allows (``name``, ``outputUri``, ``priority``,
+    ``parameters`` and ``runTags`` — the last two merged key by key over
+    ``default_run_setting``). Up to 100 entries go inline; above that the operator writes them
+    as a JSON array to S3 itself and passes ``s3UriSettings``.
+
+    Submission is idempotent (deterministic ``requestId``; batch tagged with the DAG, DAG run,
+    task and idempotency key); a retry after the batch FAILED or was CANCELLED submits a new
+    attempt. The service releases the runs gradually at the account's StartRun rate; the task
+    waits (deferrable) until every run is submitted or refused, then returns::
+
+        {"batchId": ..., "arn": ..., "status": ..., "attempt": 1,
+         "runs": {"<runSettingId>": {"id", "arn", "uuid", "runOutputUri"}, ...},
+         "failed": {"<runSettingId>": {"reason", "message"}, ...}}
+
+    Runs whose submission failed are reported with the service's reason; with
+    ``fail_on_submission_failure`` the task then fails (after pushing that result to XCom), so a
+    flowcell DAG can instead let per-sample tasks report them. Killing the task while it waits
+    cancels the batch.
+
+    .. seealso::
+        - :external+boto3:py:meth:`Omics.Client.start_run_batch`
+
+    :param default_run_setting: ``defaultRunSetting`` (``workflowId``, ``roleArn``,
+        ``outputUri``, ``parameters``, ``runTags``, storage and cache settings, ...).
+    :param run_settings: per-run settings, each with a unique ``runSettingId``.
+    :param batch_name: batch name (default: derived from the DAG and task).
+    :param tags: tags for the batch itself (runs get ``runTags``).
+    :param settings_uri_prefix: S3 prefix for the settings file of batches above 100 runs
+        (default: ``<outputUri>/.healthomics/batch-settings``).
+    :param idempotency_key: what makes two submits the same (see
+        :class:`~healthomics.operators.run.HealthOmicsStartRunOperator`).
+    :param wait_for_submission: wait until every run is submitted or refused (default True).
+    :param fail_on_submission_failure: fail the task if any run could not be submitted.
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param poll_interval: seconds between GetBatch polls.
+    :param max_wait: how long to wait for the submission (None: as long as it takes).
+    :param cancel_on_kill: cancel the batch when the task is killed.
+
+    Connection arguments (``aws_conn_id``, ``region_name``, ``verify``, ``botocore_config``)
+    as in the amazon provider.
+    """
+
+    aws_hook_class = HealthOmicsHook
+    template_fields: Sequence[str] = aws_template_fields(
+        "default_run_setting",
+        "run_settings",
+        "batch_name",
+        "tags",
+        "settings_uri_prefix",
+        "idempotency_key",
+    )
+    template_fields_renderers = {"default_run_setting": "json", "run_settings": "json", "tags": "json"}
+    operator_extra_links = (HealthOmicsBatchLink(),)
+    ui_color = "#d5ecf6"
+
+    def __init__(
+        self,
+        *,
+        default_run_setting: dict[str, Any],
+        run_settings: list[dict[str, Any]],
+        batch_name: str | None = None,
+        tags: dict[str, str] | None = None,
+        settings_uri_prefix: str | None = None,
+        idempotency_key: str | None = None,
+        wait_for_submission: bool = True,
+        fail_on_submission_failure: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 30,
+        max_wait: timedelta | None = None,
+        cancel_on_kill: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.default_run_setting = default_run_setting
+        self.run_settings = run_settings
+        self.batch_name = batch_name
+        self.tags = tags
+        self.settings_uri_prefix = settings_uri_prefix
+        self.idempotency_key = idempotency_key
+        self.wait_for_submission = wait_for_submission
+        self.fail_on_submission_failure = fail_on_submission_failure
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.max_wait = max_wait
+        self.cancel_on_kill = cancel_on_kill
+        self.batch_id: str | None = None
+
+    # -- submit ----------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        if self.default_run_setting.get("workflowType") == "READY2RUN":
+            raise HealthOmicsSubmissionError(
+                "Ready2Run workflows cannot run in a batch; start one run per sample instead"
+            )
+        ids = [s.get("runSettingId") for s in self.run_settings]
+        if not ids or any(not i for i in ids) or len(set(ids)) != len(ids):
+            raise HealthOmicsSubmissionError("run_settings need one unique, non-empty runSettingId each")
+        key = self.idempotency_key or default_idempotency_key(context)
+        store = context.get("task_state_store")
+        hint = store.get(STATE_KEY) if store is not None else None
+        attempt = 1
+        if isinstance(hint, dict) and hint.get("key") == key:
+            attempt = int(str(hint["attempt"]))
+            previous = hint.get("batchId")
+            if previous and self.hook.get_batch(str(previous))["status"] in BATCH_RETRY_STATES:
+                attempt += 1
+        batch = self._submit(context, key, attempt, store)
+        self.batch_id = batch["id"]
+        HealthOmicsBatchLink.persist(
+            context=context,
+            operator=self,
+            region_name=self.hook.conn_region_name,
+            aws_partition=self.hook.conn_partition,
+            batch_id=batch["id"],
+        )
+        if not self.wait_for_submission:
+            return {"batchId": batch["id"], "arn": batch["arn"], "status": batch["status"], "attempt": attempt}
+        if self.deferrable:
+            self.defer(
+                trigger=HealthOmicsBatchSubmissionTrigger(
+                    batch_id=batch["id"],
+                    poll_interval=self.poll_interval,
+                    deadline=deadline_after(self.max_wait),
+                    cancel_on_kill=self.cancel_on_kill,
+                    aws_conn_id=self.aws_conn_id,
+                    region_name=self.region_name,
+                    verify=self.verify,
+                    botocore_config=self.botocore_config,
+                ),
+                method_name="execute_complete",
+                kwargs={"attempt": attempt},
+            )
+        self.hook.wait_for_batch_submission(
+            batch["id"],
+            poll_interval=self.poll_interval,
+            timeout=self.max_wait.total_seconds() if self.max_wait else None,
+        )
+        return self._result(context, batch["id"], attempt)
+
+    def _submit(self, context: Context, key: str, attempt: int, store: Any) -> dict[str, Any]:
+        ti = context["ti"]
+        name = (self.batch_name or f"{ti.dag_id}.{ti.task_id}")[:64]
+        identity = {"defaultRunSetting": self.default_run_setting, "runSettings": self.run_settings, "name": name}
+        token = request_id(key, identity, attempt)
+        if store is not None:  # intent first: a crash after the call resumes with the same requestId
+            store.set(STATE_KEY, {"key": key, "attempt": attempt, "requestId": token})
+        tags = {**(self.tags or {}), **provenance_tags(context), **attempt_tags(key, attempt)}
+        request = {
+            "batchName": name,
+            "requestId": token,
+            "defaultRunSetting": self.default_run_setting,
+            "batchRunSettings": self._batch_run_settings(token),
+            "tags": tags,
+        }
+        response: dict[str, Any] | None
+        try:
+            response = self.hook.start_run_batch(**request)
+        except ClientError as err:
+            if error_code(err) != "ConflictException":
+                raise
+            # Same requestId with other tags (another DAG run submitted this batch): find it.
+            response = self._find_batch(name, attempt_tags(key, attempt))
+            if response is None:
+                raise
+        batch = self.hook.get_batch(response["id"])
+        if store is not None:
+            store.set(STATE_KEY, {"key": key, "attempt": attempt, "requestId": token, "batchId": batch["id"]})
+        self.log.info(
+            "Run batch %s (%d runs, attempt %d) is %s", batch["id"], len(self.run_settings), attempt, batch["status"]
+        )
+        return batch
+
+    def _batch_run_settings(self, token: str) -> dict[str, Any]:
+        if len(self.run_settings) <= MAX_INLINE_SETTINGS:
+            return {"inlineSettings": self.run_settings}
+        prefix = self.settings_uri_prefix or (
+            f"{str(self.default_run_setting.get('outputUri', '')).rstrip('/')}/.healthomics/batch-settings"
+        )
+        if not prefix.startswith("s3://"):
+            raise HealthOmicsSubmissionError(
+                f"{len(self.run_settings)} runs need a settings file in S3: set settings_uri_prefix or "
+                "defaultRunSetting.outputUri to an s3:// URI"
+            )
+        uri = f"{prefix.rstrip('/')}/{token}.json"
+        s3 = S3Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify)
+        bucket, object_key = S3Hook.parse_s3_url(uri)
+        # The service records the file's ETag at submit and fails the batch if it changes, so a
+        # resubmit never rewrites it (the name is the requestId: same content by construction).
+        if not s3.check_for_key(object_key, bucket_name=bucket):
+            s3.load_bytes(json.dumps(self.run_settings).encode(), key=object_key, bucket_name=bucket)
+            self.log.info("Wrote %d run settings to %s", len(self.run_settings), uri)
+        return {"s3UriSettings": uri}
+
+    def _find_batch(self, name: str, tags: dict[str, str]) -> dict[str, Any] | None:
+        paginator = self.hook.conn.get_paginator("list_batch")
+        for page in paginator.paginate(name=name):
+            for item in page.get("items", []):
+                batch = self.hook.get_batch(item["id"])
+                if all(batch.get("tags", {}).get(k) == v for k, v in tags.items()):
+                    return batch
+        return None
+
+    # -- results -------------------------------------------------------------
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None, attempt: int = 1) -> Any:
+        validated = validate_execute_complete_event(event)
+        if validated.get("status") != "success":
+            raise HealthOmicsSubmissionError(
+                f"Run batch {validated.get('batch_id')} was not submitted in time ({validated.get('status')})"
+            )
+        return self._result(context, validated["batch_id"], attempt)
+
+    def _result(self, context: Context, batch_id: str, attempt: int) -> dict[str, Any]:
+        batch = self.hook.get_batch(batch_id)
+        output_uris = {
+            s["runSettingId"]: s.get("outputUri") or self.default_run_setting.get("outputUri")
+            for s in self.run_settings
+        }
+        runs: dict[str, dict[str, Any]] = {}
+        failed: dict[str, dict[str, Any]] = {}
+        for entry in self.hook.iter_runs_in_batch(batch_id):
+            sample = entry["runSettingId"]
+            if entry.get("runId"):
+                runs[sample] = {"id": entry["runId"], "arn": entry.get("runArn"), "uuid": entry.get("runInternalUuid")}
+                if output_uris.get(sample):
+                    runs[sample]["runOutputUri"] = f"{str(output_uris[sample]).rstrip('/')}/{entry['runId']}"
+            elif entry.get("submissionStatus") == "FAILED":
+                failed[sample] = {
+                    "reason": entry.get("submissionFailureReason"),
+                    "message": entry.get("submissionFailureMessage"),
+                }
+        if batch["status"] == "FAILED":
+            for sample in output_uris:
+                failed.setdefault(sample, {"reason": "BatchFailed", "message": batch.get("failureReason")})
+        for sample in output_uris:  # never submitted: the batch was cancelled first
+            if sample not in runs and sample not in failed:
+                failed[sample] = {"reason": "NotSubmitted", "message": f"batch ended {batch['status']} first"}
+        result = {
+            "batchId": batch_id,
+            "arn": batch["arn"],
+            "status": batch["status"],
+            "attempt": attempt,
+            "runs": runs,
+            "failed": failed,
+        }
+        if failed and self.fail_on_submission_failure:
+            context["ti"].xcom_push(key="return_value", value=result)
+            lines = [f"  {sample}: {f['reason']}: {f['message']}" for sample, f in sorted(failed.items())]
+            raise HealthOmicsSubmissionError(
+                f"Run batch {batch_id}: {len(failed)} of {len(output_uris)} runs were not submitted:\n"
+                + "\n".join(lines)
+            )
+        return result
+
+    def on_kill(self) -> None:
+        """Cancel the batch when the task is killed on a worker while it waits."""
+        if not (self.cancel_on_kill and self.batch_id):
+            return
+        if self.hook.get_batch(self.batch_id)["status"] in BATCH_CANCELLABLE_STATES:
+            self.hook.cancel_run_batch(self.batch_id)

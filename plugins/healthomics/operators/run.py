@@ -1,0 +1,219 @@
+"""Start one HealthOmics run (StartRun) and optionally wait for it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils import validate_execute_complete_event
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.providers.common.compat.sdk import conf
+
+from healthomics.exceptions import HealthOmicsRunFailedError
+from healthomics.hooks.omics import RUN_FAILURE_STATES, RUN_SUCCESS_STATES, HealthOmicsHook, run_summary
+from healthomics.links.omics import HealthOmicsRunLink, HealthOmicsRunLogsLink, HealthOmicsRunOutputLink
+from healthomics.triggers.base import deadline_after
+from healthomics.triggers.run import HealthOmicsRunTrigger
+from healthomics.utils.idempotency import default_idempotency_key, provenance_tags
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+# task_state_store key: the attempt in flight, written before each submit (see execute()).
+STATE_KEY = "healthomics_run"
+
+
+class HealthOmicsStartRunOperator(AwsBaseOperator[HealthOmicsHook]):
+    """
+    Start an AWS HealthOmics run, exactly once, and (by default) wait until it finishes.
+
+    Submits with a deterministic ``requestId`` derived from ``idempotency_key`` and the request,
+    so a retried, cleared or crashed-and-restarted task gets the same run back instead of
+    starting a second, paid one. A retry after the run FAILED (or was CANCELLED/DELETED) starts
+    a new *attempt* with a new ``requestId``; a run that COMPLETED is reused.
+
+    The task succeeds only if the run COMPLETED; FAILED, CANCELLED and DELETED fail it with the
+    service's ``failureReason`` and ``statusMessage``. Killing the task (mark failed, clear)
+    cancels the run, also while deferred. Returns a JSON summary of the run
+    (``id``, ``arn``, ``uuid``, ``status``, ``runOutputUri``, times, ``attempt``).
+
+    .. seealso::
+        - :external+boto3:py:meth:`Omics.Client.start_run`
+
+    :param workflow_id: the workflow to run.
+    :param role_arn: IAM role HealthOmics assumes for the run.
+    :param output_uri: S3 prefix for outputs; the run writes under ``<output_uri>/<run id>``.
+    :param parameters: workflow parameters.
+    :param name: run name (default: derived from the DAG, task and map index).
+    :param tags: tags for the run (e.g. ``{"flowcell": ..., "sample": ...}``); the operator adds
+        ``healthomics:*`` provenance tags (DAG, DAG run, task, idempotency key, attempt).
+    :param run_options: other StartRun fields, in the API's names (``workflowType``,
+        ``workflowVersionName``, ``storageType``, ``cacheId``, ``cacheBehavior``, ``priority``,
+        ``runGroupId``, ``logLevel``, ``retentionMode``, ...).
+    :param idempotency_key: what makes two submits "the same" (default: DAG id, task id, map index
+        and logical run id). Give e.g. ``"<flowcell>/<manifest sha>/<sample>"`` to share one run
+        between DAG runs of the same input.
+    :param reuse_completed_run: return a COMPLETED run of the same key instead of running again.
+    :param wait_for_completion: wait for the run to finish (default True).
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param poll_interval: seconds between status checks.
+    :param max_wait: how long to wait for the run (the service's own limit is 7 days).
+    :param end_from_trigger: with ``deferrable``, let the trigger end the task (no worker needed
+        after the wait); the XCom result is the same.
+    :param cancel_on_kill: cancel the run when the task is killed.
+    :param aws_conn_id: Airflow AWS connection (its extra may route ``omics`` to a local endpoint).
+    :param region_name: AWS region (default: from the connection).
+    :param verify: SSL certificate verification for boto3.
+    :param botocore_config: extra botocore client configuration (merged over the connection's).
+    """
+
+    aws_hook_class = HealthOmicsHook
+    template_fields: Sequence[str] = aws_template_fields(
+        "workflow_id",
+        "role_arn",
+        "output_uri",
+        "parameters",
+        "name",
+        "tags",
+        "run_options",
+        "idempotency_key",
+    )
+    template_fields_renderers = {"parameters": "json", "tags": "json", "run_options": "json"}
+    operator_extra_links = (HealthOmicsRunLink(), HealthOmicsRunLogsLink(), HealthOmicsRunOutputLink())
+    ui_color = "#d5ecf6"
+
+    def __init__(
+        self,
+        *,
+        workflow_id: str,
+        role_arn: str,
+        output_uri: str,
+        parameters: dict[str, Any] | None = None,
+        name: str | None = None,
+        tags: dict[str, str] | None = None,
+        run_options: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        reuse_completed_run: bool = True,
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 60,
+        max_wait: timedelta | None = timedelta(days=7),
+        end_from_trigger: bool = False,
+        cancel_on_kill: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.workflow_id = workflow_id
+        self.role_arn = role_arn
+        self.output_uri = output_uri
+        self.parameters = parameters
+        self.name = name
+        self.tags = tags
+        self.run_options = run_options
+        self.idempotency_key = idempotency_key
+        self.reuse_completed_run = reuse_completed_run
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.max_wait = max_wait
+        self.end_from_trigger = end_from_trigger
+        self.cancel_on_kill = cancel_on_kill
+        self.run_id: str | None = None
+
+    def _request(self, context: Context) -> dict[str, Any]:
+        ti = context["ti"]
+        request: dict[str, Any] = {
+            **(self.run_options or {}),
+            "workflowId": self.workflow_id,
+            "roleArn": self.role_arn,
+            "outputUri": self.output_uri,
+            "name": (self.name or f"{ti.dag_id}.{ti.task_id}.{ti.map_index}")[:128],
+            "tags": {**(self.tags or {}), **provenance_tags(context)},
+        }
+        if self.parameters is not None:
+            request["parameters"] = self.parameters
+        return request
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        key = self.idempotency_key or default_idempotency_key(context)
+        store = context.get("task_state_store")
+        hint = store.get(STATE_KEY) if store is not None else None
+        first_attempt = int(str(hint["attempt"])) if isinstance(hint, dict) and hint.get("key") == key else 1
+
+        def remember(attempt: int, request_id: str) -> None:
+            # Persisted *before* the submit: a worker that dies after the call comes back to
+            # the same requestId, and so to the same run.
+            if store is not None:
+                store.set(STATE_KEY, {"key": key, "attempt": attempt, "requestId": request_id})
+
+        run, attempt = self.hook.start_run_idempotently(
+            self._request(context),
+            key,
+            first_attempt=first_attempt,
+            reuse_completed=self.reuse_completed_run,
+            before_submit=remember,
+        )
+        self.run_id = run["id"]
+        summary = {**run_summary(run), "attempt": attempt}
+        self._persist_links(context, summary)
+        if not self.wait_for_completion or run["status"] in RUN_SUCCESS_STATES:
+            return summary
+        if run["status"] in RUN_FAILURE_STATES:  # only when reuse is off and the service refused
+            raise HealthOmicsRunFailedError.from_run(run)
+        if self.deferrable:
+            self.defer(
+                trigger=HealthOmicsRunTrigger(
+                    run_id=run["id"],
+                    run_details=summary,
+                    poll_interval=self.poll_interval,
+                    deadline=deadline_after(self.max_wait),
+                    end_from_trigger=self.end_from_trigger,
+                    cancel_on_kill=self.cancel_on_kill,
+                    aws_conn_id=self.aws_conn_id,
+                    region_name=self.region_name,
+                    verify=self.verify,
+                    botocore_config=self.botocore_config,
+                ),
+                method_name="execute_complete",
+                timeout=self.max_wait,
+            )
+        finished = self.hook.wait_for_run(
+            run["id"],
+            poll_interval=self.poll_interval,
+            timeout=self.max_wait.total_seconds() if self.max_wait else None,
+        )
+        return {**summary, **run_summary(finished)}
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        validated = validate_execute_complete_event(event)
+        run = validated.get("run", {})
+        if validated.get("status") != "success":
+            raise HealthOmicsRunFailedError(
+                str(run.get("id", self.run_id)),
+                run.get("status", "UNKNOWN"),
+                run.get("failureReason"),
+                validated.get("message") or run.get("statusMessage"),
+            )
+        return dict(run)
+
+    def _persist_links(self, context: Context, summary: dict[str, Any]) -> None:
+        region, partition = self.hook.conn_region_name, self.hook.conn_partition
+        for link in (HealthOmicsRunLink, HealthOmicsRunLogsLink):
+            link.persist(
+                context=context, operator=self, region_name=region, aws_partition=partition, run_id=summary["id"]
+            )
+        if summary.get("runOutputUri"):
+            HealthOmicsRunOutputLink.persist(
+                context=context,
+                operator=self,
+                region_name=region,
+                aws_partition=partition,
+                run_output_uri=summary["runOutputUri"],
+            )
+
+    def on_kill(self) -> None:
+        """Cancel the run when the task is killed on a worker (deferred waits cancel in the trigger)."""
+        if self.cancel_on_kill and self.run_id:
+            self.hook.cancel_run(self.run_id)

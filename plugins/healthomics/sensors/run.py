@@ -1,0 +1,121 @@
+"""Wait for an existing HealthOmics run to finish."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.sensors.base_aws import AwsBaseSensor
+from airflow.providers.amazon.aws.utils import validate_execute_complete_event
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.providers.common.compat.sdk import conf
+
+from healthomics.exceptions import HealthOmicsRunFailedError
+from healthomics.hooks.omics import RUN_FAILURE_STATES, RUN_SUCCESS_STATES, HealthOmicsHook, run_summary
+from healthomics.links.omics import HealthOmicsRunLink, HealthOmicsRunLogsLink
+from healthomics.triggers.base import deadline_after
+from healthomics.triggers.run import HealthOmicsRunTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class HealthOmicsRunSensor(AwsBaseSensor[HealthOmicsHook]):
+    """
+    Wait until a HealthOmics run finishes; succeed only if it COMPLETED.
+
+    FAILED, CANCELLED and DELETED fail the task with the service's ``failureReason`` and
+    ``statusMessage`` (a cancelled run never leaves the sensor waiting). The wait is bounded
+    by the sensor ``timeout`` (default: 7 days, the service's maximum run duration), not by
+    the 10 minutes of the SDK's ``run_completed`` waiter. In deferrable mode, sensors of runs
+    of the same batch share one ListRuns poll in the triggerer (pass ``batch_id``).
+
+    Returns the run summary (``id``, ``arn``, ``uuid``, ``status``, ``runOutputUri``, times).
+
+    :param run_id: the run to wait for.
+    :param batch_id: the run's batch, to share polling with its siblings (deferrable mode).
+    :param deferrable: wait in the triggerer instead of a worker slot.
+    :param poll_interval: seconds between checks.
+    :param end_from_trigger: in deferrable mode, let the trigger end the task.
+    :param cancel_on_kill: cancel the run if the (deferred) task is killed.
+
+    Connection arguments (``aws_conn_id``, ``region_name``, ``verify``, ``botocore_config``)
+    as in the amazon provider.
+    """
+
+    aws_hook_class = HealthOmicsHook
+    template_fields: Sequence[str] = aws_template_fields("run_id", "batch_id")
+    operator_extra_links = (HealthOmicsRunLink(), HealthOmicsRunLogsLink())
+    ui_color = "#d5ecf6"
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        batch_id: str | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 60,
+        end_from_trigger: bool = False,
+        cancel_on_kill: bool = False,
+        timeout: float = timedelta(days=7).total_seconds(),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(timeout=timeout, poke_interval=poll_interval, **kwargs)
+        self.run_id = run_id
+        self.batch_id = batch_id
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.end_from_trigger = end_from_trigger
+        self.cancel_on_kill = cancel_on_kill
+
+    def _persist_links(self, context: Context) -> None:
+        region, partition = self.hook.conn_region_name, self.hook.conn_partition
+        for link in (HealthOmicsRunLink, HealthOmicsRunLogsLink):
+            link.persist(
+                context=context, operator=self, region_name=region, aws_partition=partition, run_id=self.run_id
+            )
+
+    def poke(self, context: Context) -> bool:
+        run = self.hook.get_run(self.run_id)
+        if run["status"] in RUN_FAILURE_STATES:
+            raise HealthOmicsRunFailedError.from_run(run)
+        if run["status"] in RUN_SUCCESS_STATES:
+            self._completed = run_summary(run)
+            return True
+        self.log.info("HealthOmics run %s is %s", self.run_id, run["status"])
+        return False
+
+    def execute(self, context: Context) -> Any:
+        self._persist_links(context)
+        if not self.deferrable:
+            super().execute(context)
+            return self._completed
+        self.defer(
+            trigger=HealthOmicsRunTrigger(
+                run_id=self.run_id,
+                batch_id=self.batch_id,
+                poll_interval=self.poll_interval,
+                deadline=deadline_after(timedelta(seconds=self.timeout)),
+                end_from_trigger=self.end_from_trigger,
+                cancel_on_kill=self.cancel_on_kill,
+                aws_conn_id=self.aws_conn_id,
+                region_name=self.region_name,
+                verify=self.verify,
+                botocore_config=self.botocore_config,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        validated = validate_execute_complete_event(event)
+        run = dict(validated.get("run", {}))
+        if validated.get("status") != "success":
+            raise HealthOmicsRunFailedError(
+                self.run_id,
+                run.get("status", validated.get("status", "UNKNOWN")),
+                run.get("failureReason"),
+                validated.get("message") or run.get("statusMessage"),
+            )
+        return run

@@ -1,0 +1,100 @@
+"""What every HealthOmics trigger shares: connection kwargs, the hook, and kill detection."""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import timedelta
+from typing import Any
+
+from airflow.triggers.base import BaseEventTrigger
+from airflow.utils.state import TaskInstanceState
+from asgiref.sync import sync_to_async
+
+from healthomics.hooks.omics import HealthOmicsHook
+
+MAX_BACKOFF_SECONDS = 600.0
+
+
+def deadline_after(max_wait: timedelta | None) -> float | None:
+    """Wall-clock deadline (epoch seconds) for a wait of ``max_wait``."""
+    return None if max_wait is None else time.time() + max_wait.total_seconds()
+
+
+def backoff(current: float, base: float) -> float:
+    """Next delay after a throttled call: doubled, capped, with +/-20% jitter."""
+    return min(MAX_BACKOFF_SECONDS, max(base, current) * 2) * random.uniform(0.8, 1.2)
+
+
+class HealthOmicsBaseTrigger(BaseEventTrigger):
+    """
+    Base for HealthOmics triggers (``BaseEventTrigger`` so they may share a poll stream).
+
+    :param poll_interval: seconds between polls.
+    :param deadline: epoch seconds after which the wait ends with ``"timeout"``.
+    :param cancel_on_kill: cancel the remote work when the user kills the task.
+    :param aws_conn_id: Airflow AWS connection.
+    :param region_name: AWS region.
+    :param verify: SSL verification for boto3.
+    :param botocore_config: botocore client configuration.
+    """
+
+    def __init__(
+        self,
+        *,
+        poll_interval: float = 60,
+        deadline: float | None = None,
+        cancel_on_kill: bool = True,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.poll_interval = poll_interval
+        self.deadline = deadline
+        self.cancel_on_kill = cancel_on_kill
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.verify = verify
+        self.botocore_config = botocore_config
+
+    def _base_kwargs(self) -> dict[str, Any]:
+        return {
+            "poll_interval": self.poll_interval,
+            "deadline": self.deadline,
+            "cancel_on_kill": self.cancel_on_kill,
+            "aws_conn_id": self.aws_conn_id,
+            "region_name": self.region_name,
+            "verify": self.verify,
+            "botocore_config": self.botocore_config,
+        }
+
+    @staticmethod
+    def hook_from(kwargs: dict[str, Any]) -> HealthOmicsHook:
+        return HealthOmicsHook(
+            aws_conn_id=kwargs.get("aws_conn_id"),
+            region_name=kwargs.get("region_name"),
+            verify=kwargs.get("verify"),
+            config=kwargs.get("botocore_config"),
+        )
+
+    def hook(self) -> HealthOmicsHook:
+        return self.hook_from(self._base_kwargs())
+
+    def past_deadline(self) -> bool:
+        return self.deadline is not None and time.time() > self.deadline
+
+    async def task_is_deferred(self) -> bool:
+        """True while the task instance is still DEFERRED: a triggerer restart or hand-over, not a kill."""
+        ti = self.task_instance
+        if ti is None:
+            return False
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+            dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index
+        )
+        # The API keys mapped task instances as "<task_id>_<map_index>".
+        key = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
+        return bool(states.get(ti.run_id, {}).get(key) == TaskInstanceState.DEFERRED)

@@ -1,0 +1,243 @@
+"""Deferrable wait for a HealthOmics run, with polling shared by every run of a batch.
+
+One trigger waits for one run. Triggers that wait for runs of the same batch (or that
+opt into an account-wide poll, see ``list_since``) declare the same
+``shared_stream_key``: the triggerer then runs **one** poll loop for all of them
+(Airflow's shared-stream mechanism, ``airflow.triggers.shared_stream``), listing the runs
+with ``ListRuns`` pages of 100 and broadcasting each snapshot. 1,000 waiting samples
+cost ``ceil(1000 / 100) = 10`` calls per poll interval instead of 1,000 ``GetRun`` calls.
+Throttling stretches the poll interval (exponential backoff with jitter); it never fails
+a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Hashable
+from typing import Any
+
+from airflow.triggers.base import TaskFailedEvent, TaskSuccessEvent, TriggerEvent
+from botocore.exceptions import ClientError
+
+from healthomics.hooks.omics import (
+    RUN_FAILURE_STATES,
+    RUN_SUCCESS_STATES,
+    RUN_TERMINAL_STATES,
+    error_code,
+    is_throttling,
+    run_summary,
+)
+from healthomics.triggers.base import HealthOmicsBaseTrigger, backoff
+
+# A run absent from this many shared snapshots in a row is looked up directly (GetRun).
+MISSING_ROUNDS_BEFORE_LOOKUP = 2
+
+
+class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
+    """
+    Wait in the triggerer until a HealthOmics run finishes.
+
+    Fires ``{"status": "success", "run": {...}}`` when the run COMPLETED, and
+    ``{"status": "failed", "run": {...}, "message": ...}`` when it FAILED, was CANCELLED or
+    DELETED (with the service's ``failureReason``/``statusMessage``), or ``"timeout"`` after
+    ``deadline``. With ``end_from_trigger`` it ends the task itself instead
+    (``TaskSuccessEvent`` / ``TaskFailedEvent`` with the run summary as the ``return_value``
+    XCom), so no worker is needed after the wait.
+
+    When a user kills the deferred task (mark failed, clear), the run is cancelled; a
+    triggerer restart or a hand-over to another triggerer cancels nothing (the task
+    instance is still DEFERRED then).
+
+    :param run_id: the run to wait for.
+    :param run_details: what is already known about the run (arn, uuid, runOutputUri, ...); merged
+        into the result so a COMPLETED run needs no extra GetRun.
+    :param poll_interval: seconds between polls.
+    :param batch_id: the run's batch; triggers of one batch share one ListRuns poll.
+    :param list_since: epoch seconds; triggers with the same value share one account-wide
+        ListRuns poll that pages back to runs created at that time (for runs started one by
+        one). Ignored when ``batch_id`` is set.
+    :param deadline: epoch seconds after which the wait fails with ``"timeout"``.
+    :param end_from_trigger: end the task from the triggerer.
+    :param cancel_on_kill: cancel the run when the user kills the task.
+
+    Connection arguments as in :class:`~healthomics.triggers.base.HealthOmicsBaseTrigger`.
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        *,
+        run_details: dict[str, Any] | None = None,
+        batch_id: str | None = None,
+        list_since: float | None = None,
+        end_from_trigger: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.run_id = run_id
+        self.run_details = run_details or {}
+        self.batch_id = batch_id
+        self.list_since = list_since
+        self.end_from_trigger = end_from_trigger
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "run_id": self.run_id,
+                "run_details": self.run_details,
+                "batch_id": self.batch_id,
+                "list_since": self.list_since,
+                "end_from_trigger": self.end_from_trigger,
+                **self._base_kwargs(),
+            },
+        )
+
+    # -- one shared poll per batch (or per account and start time) -----------
+
+    def shared_stream_key(self) -> Hashable | None:
+        if self.batch_id:
+            scope: tuple[str, str] = ("batch", self.batch_id)
+        elif self.list_since is not None:
+            scope = ("since", repr(self.list_since))
+        else:
+            return None
+        return ("healthomics-run-status", self.aws_conn_id, self.region_name, *scope, self.poll_interval)
+
+    @classmethod
+    async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+        """Poll ListRuns for the group and yield ``{run id: ListRuns item}`` snapshots."""
+        hook = cls.hook_from(kwargs)
+        interval = float(kwargs["poll_interval"])
+        delay = interval
+        async with await hook.get_async_conn() as client:
+            while True:
+                try:
+                    snapshot = await cls._list_runs(client, kwargs)
+                except ClientError as err:
+                    if not is_throttling(err):
+                        hook.log.warning("Shared ListRuns poll failed (%s); retrying", err)
+                        yield {}  # subscribers fall back to GetRun for their own run
+                    delay = backoff(delay, interval)
+                    hook.log.warning("ListRuns throttled; next poll in %.0fs", delay)
+                else:
+                    delay = interval
+                    yield snapshot
+                await asyncio.sleep(delay)
+
+    @staticmethod
+    async def _list_runs(client: Any, kwargs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        snapshot: dict[str, dict[str, Any]] = {}
+        paginator = client.get_paginator("list_runs")
+        if kwargs.get("batch_id"):
+            async for page in paginator.paginate(batchId=kwargs["batch_id"], PaginationConfig={"PageSize": 100}):
+                for item in page.get("items", []):
+                    snapshot[item["id"]] = run_summary(item)
+            return snapshot
+        since = float(kwargs["list_since"])
+        async for page in paginator.paginate(PaginationConfig={"PageSize": 100}):
+            items = page.get("items", [])
+            for item in items:
+                snapshot[item["id"]] = run_summary(item)
+            # Runs come newest first; stop paging once past the group's start time. A run
+            # missed because of another order is looked up directly by its trigger.
+            if items and all(i["creationTime"].timestamp() < since for i in items):
+                break
+        return snapshot
+
+    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        missing = 0
+        async for snapshot in shared_stream:
+            if self.past_deadline():
+                yield self._event("timeout", self.run_details, f"run {self.run_id} did not finish before the deadline")
+                return
+            item = snapshot.get(self.run_id)
+            if item is None:
+                missing += 1
+                if missing < MISSING_ROUNDS_BEFORE_LOOKUP:
+                    continue
+                missing = 0
+                try:
+                    item = await self._describe()
+                except ClientError as err:
+                    if is_throttling(err):
+                        continue
+                    raise
+            if item["status"] in RUN_TERMINAL_STATES:
+                yield await self._final_event(item)
+                return
+
+    # -- standalone wait (no sharing, or dag.test) --------------------------------
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        delay = float(self.poll_interval)
+        while True:
+            if self.past_deadline():
+                yield self._event("timeout", self.run_details, f"run {self.run_id} did not finish before the deadline")
+                return
+            try:
+                item = await self._describe()
+            except ClientError as err:
+                if not is_throttling(err):
+                    raise
+                delay = backoff(delay, self.poll_interval)
+                self.log.warning("GetRun %s throttled; next poll in %.0fs", self.run_id, delay)
+            else:
+                delay = float(self.poll_interval)
+                if item["status"] in RUN_TERMINAL_STATES:
+                    yield await self._final_event(item)
+                    return
+                self.log.info("HealthOmics run %s is %s", self.run_id, item["status"])
+            await asyncio.sleep(delay)
+
+    # -- helpers ------------------------------------------------------------------
+
+    async def _describe(self) -> dict[str, Any]:
+        """GetRun of this run; a run that no longer exists counts as DELETED."""
+        async with await self.hook().get_async_conn() as client:
+            try:
+                return run_summary(await client.get_run(id=self.run_id))
+            except ClientError as err:
+                if error_code(err) == "ResourceNotFoundException":
+                    return {"id": self.run_id, "status": "DELETED", "statusMessage": "the run no longer exists"}
+                raise
+
+    async def _final_event(self, item: dict[str, Any]) -> TriggerEvent:
+        status = item["status"]
+        if status in RUN_FAILURE_STATES and "failureReason" not in item and "statusMessage" not in item:
+            for _ in range(5):  # the failure details are only in GetRun
+                try:
+                    item = await self._describe()
+                    break
+                except ClientError as err:
+                    if not is_throttling(err):
+                        raise
+                    await asyncio.sleep(backoff(self.poll_interval, 1.0) / 10)
+        result = {**self.run_details, **item}
+        if status in RUN_SUCCESS_STATES:
+            return self._event("success", result, f"run {self.run_id} COMPLETED")
+        detail = ": ".join(p for p in (result.get("failureReason"), result.get("statusMessage")) if p)
+        return self._event("failed", result, f"run {self.run_id} ended {status}" + (f" ({detail})" if detail else ""))
+
+    def _event(self, status: str, run: dict[str, Any], message: str) -> TriggerEvent:
+        if not self.end_from_trigger:
+            return TriggerEvent({"status": status, "run": run, "message": message})
+        if status == "success":
+            self.log.info("%s; ending the task from the triggerer", message)
+            return TaskSuccessEvent(xcoms={"return_value": run})
+        self.log.error("%s; failing the task from the triggerer", message)
+        return TaskFailedEvent(xcoms={"return_value": {**run, "message": message}})
+
+    async def on_kill(self) -> None:
+        """The user killed the task: cancel the run, unless the task is in fact still deferred."""
+        if not self.cancel_on_kill:
+            return
+        if await self.task_is_deferred():
+            self.log.info("Task still deferred (trigger moved); not cancelling run %s", self.run_id)
+            return
+        async with await self.hook().get_async_conn() as client:
+            try:
+                await client.cancel_run(id=self.run_id)
+                self.log.info("Task killed: cancelled HealthOmics run %s", self.run_id)
+            except ClientError as err:
+                self.log.info("Run %s not cancelled: %s", self.run_id, err)
