@@ -14,6 +14,8 @@ from asgiref.sync import sync_to_async
 from healthomics.hooks.omics import HealthOmicsHook
 
 MAX_BACKOFF_SECONDS = 600.0
+# Backoff never grows past this many poll intervals (nor past MAX_BACKOFF_SECONDS).
+MAX_BACKOFF_INTERVALS = 16
 
 
 def deadline_after(max_wait: timedelta | None) -> float | None:
@@ -22,8 +24,9 @@ def deadline_after(max_wait: timedelta | None) -> float | None:
 
 
 def backoff(current: float, base: float) -> float:
-    """Next delay after a throttled call: doubled, capped, with +/-20% jitter."""
-    return min(MAX_BACKOFF_SECONDS, max(base, current) * 2) * random.uniform(0.8, 1.2)
+    """Next delay after a throttled poll: doubled, capped, with +/-20% jitter."""
+    cap = min(MAX_BACKOFF_SECONDS, base * MAX_BACKOFF_INTERVALS)
+    return min(cap, max(base, current) * 2) * random.uniform(0.8, 1.2)
 
 
 class HealthOmicsBaseTrigger(BaseEventTrigger):

@@ -29,6 +29,8 @@ from healthomics.hooks.omics import (
 )
 from healthomics.triggers.base import HealthOmicsBaseTrigger, backoff
 
+# Throttled ListRuns pages are retried this often within one poll before the poll is given up.
+PAGE_ATTEMPTS = 5
 # A run absent from this many shared snapshots in a row is looked up directly (GetRun).
 MISSING_ROUNDS_BEFORE_LOOKUP = 2
 
@@ -127,23 +129,35 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
 
     @staticmethod
     async def _list_runs(client: Any, kwargs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """One poll: every page of ListRuns for the group, each page retried on throttling."""
         snapshot: dict[str, dict[str, Any]] = {}
-        paginator = client.get_paginator("list_runs")
-        if kwargs.get("batch_id"):
-            async for page in paginator.paginate(batchId=kwargs["batch_id"], PaginationConfig={"PageSize": 100}):
-                for item in page.get("items", []):
-                    snapshot[item["id"]] = run_summary(item)
-            return snapshot
-        since = float(kwargs["list_since"])
-        async for page in paginator.paginate(PaginationConfig={"PageSize": 100}):
+        filters = {"batchId": kwargs["batch_id"]} if kwargs.get("batch_id") else {}
+        since = None if filters else float(kwargs["list_since"])
+        token: str | None = None
+        while True:
+            page = await HealthOmicsRunTrigger._list_page(client, filters, token, float(kwargs["poll_interval"]))
             items = page.get("items", [])
             for item in items:
                 snapshot[item["id"]] = run_summary(item)
-            # Runs come newest first; stop paging once past the group's start time. A run
-            # missed because of another order is looked up directly by its trigger.
-            if items and all(i["creationTime"].timestamp() < since for i in items):
-                break
-        return snapshot
+            token = page.get("nextToken")
+            # Account-wide polls page back only to the group's start (runs come newest first;
+            # a run missed because of another order is looked up directly by its trigger).
+            past_start = since is not None and items and all(i["creationTime"].timestamp() < since for i in items)
+            if not token or past_start:
+                return snapshot
+
+    @staticmethod
+    async def _list_page(client: Any, filters: dict[str, Any], token: str | None, poll_interval: float) -> Any:
+        delay = min(1.0, poll_interval)
+        for attempt in range(PAGE_ATTEMPTS):
+            try:
+                return await client.list_runs(maxResults=100, **filters, **({"startingToken": token} if token else {}))
+            except ClientError as err:
+                if not is_throttling(err) or attempt == PAGE_ATTEMPTS - 1:
+                    raise
+                delay = backoff(delay, min(1.0, poll_interval))
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
         missing = 0

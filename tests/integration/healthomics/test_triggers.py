@@ -1,0 +1,181 @@
+"""Run triggers in Airflow's own shared-stream manager (the triggerer's) against the emulator.
+
+1,000 triggers waiting on the runs of one batch share one ListRuns poll: the emulator's
+counters show ceil(1000 / 100) calls per poll, not 1,000 GetRun calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from typing import Any
+
+import pytest
+from airflow.triggers.base import TaskFailedEvent, TaskSuccessEvent, TriggerEvent
+from airflow.triggers.shared_stream import SharedStreamManager
+
+from healthomics.triggers.run import HealthOmicsRunTrigger
+from omics_emulator import EmulatorAdmin
+
+from ..conftest import ROLE_ARN
+
+SAMPLES = 1000
+POLL = 0.5
+
+
+@pytest.fixture
+def big_batch(
+    airflow_env: dict[str, str], emulator: EmulatorAdmin, omics: Any, s3: Any, workflow: dict[str, Any], bucket: str
+) -> dict[str, Any]:
+    """A batch of 1,000 runs, all submitted and RUNNING (time frozen), one of them set to fail."""
+    emulator.configure(write_outputs=False, events_queue_url=None, profiles={"default": {"jitter": 0.0}})
+    emulator.add_fault(
+        action="fail",
+        match={"name": "^S0042$"},
+        failureReason="OUT_OF_MEMORY_ERROR",
+        statusMessage="Task bwa_mem ran out of memory",
+    )
+    settings = [
+        {"runSettingId": f"S{i:04d}", "name": f"S{i:04d}", "parameters": {"sample_id": f"S{i:04d}"}}
+        for i in range(SAMPLES)
+    ]
+    s3.put_object(Bucket=bucket, Key="settings.json", Body=json.dumps(settings).encode())
+    batch = omics.start_run_batch(
+        requestId="big-batch",
+        defaultRunSetting={"workflowId": workflow["id"], "roleArn": ROLE_ARN, "outputUri": f"s3://{bucket}/o"},
+        batchRunSettings={"s3UriSettings": f"s3://{bucket}/settings.json"},
+    )
+    emulator.advance(30 + 60 + 300)  # validated, submitted, through PENDING and STARTING
+    runs = {
+        e["runSettingId"]: e["runId"]
+        for p in omics.get_paginator("list_runs_in_batch").paginate(batchId=batch["id"])
+        for e in p["runs"]
+    }
+    assert len(runs) == SAMPLES
+    return {"id": batch["id"], "runs": runs}
+
+
+async def wait_all(
+    triggers: list[HealthOmicsRunTrigger],
+    emulator: EmulatorAdmin,
+    rounds_before_finish: int,
+    manager: SharedStreamManager,
+) -> list[TriggerEvent]:
+    """Subscribe every trigger like the triggerer does; let the runs finish after a few polls."""
+
+    async def one(trigger_id: int, trigger: HealthOmicsRunTrigger) -> TriggerEvent:
+        key = trigger.shared_stream_key()
+        try:
+            async for event in trigger.filter_shared_stream(
+                manager.subscribe(trigger_id=trigger_id, trigger=trigger, key=key)
+            ):
+                return event
+            raise AssertionError("stream ended without an event")
+        finally:
+            await manager.unsubscribe(trigger_id, key)
+
+    waiting = [asyncio.create_task(one(i, t)) for i, t in enumerate(triggers)]
+    await asyncio.sleep(POLL * (rounds_before_finish - 0.5))
+    assert not any(task.done() for task in waiting), "nothing has finished yet"
+    await asyncio.to_thread(emulator.advance, 24 * 3600)
+    events = await asyncio.wait_for(asyncio.gather(*waiting), timeout=120)
+    await manager.stop_all()
+    return list(events)
+
+
+def make_triggers(batch: dict[str, Any], **kwargs: Any) -> list[HealthOmicsRunTrigger]:
+    return [
+        HealthOmicsRunTrigger(
+            run_id=run_id, batch_id=batch["id"], poll_interval=POLL, run_details={"sampleId": sample}, **kwargs
+        )
+        for sample, run_id in sorted(batch["runs"].items())
+    ]
+
+
+def test_thousand_waiting_runs_cost_ten_calls_per_poll(big_batch: dict[str, Any], emulator: EmulatorAdmin) -> None:
+    triggers = make_triggers(big_batch)
+    assert len({t.shared_stream_key() for t in triggers}) == 1
+    emulator.reset_counters()
+    events = asyncio.run(wait_all(triggers, emulator, rounds_before_finish=3, manager=SharedStreamManager()))
+
+    operations = emulator.counters()["operations"]
+    list_calls = operations["ListRuns"]["calls"]
+    pages_per_poll = math.ceil(SAMPLES / 100)
+    polls = list_calls / pages_per_poll
+    assert list_calls % pages_per_poll == 0 and polls >= 2, f"{list_calls} ListRuns calls"
+    # Only the failed run is described individually (for its failureReason).
+    assert operations.get("GetRun", {}).get("calls", 0) == 1
+    assert set(operations) <= {"ListRuns", "GetRun"}
+
+    by_sample = {e.payload["run"]["sampleId"]: e.payload for e in events}
+    assert len(by_sample) == SAMPLES
+    assert by_sample["S0042"]["status"] == "failed"
+    assert by_sample["S0042"]["run"]["failureReason"] == "OUT_OF_MEMORY_ERROR"
+    assert "Task bwa_mem ran out of memory" in by_sample["S0042"]["message"]
+    completed = [p for s, p in by_sample.items() if s != "S0042"]
+    assert all(p["status"] == "success" and p["run"]["status"] == "COMPLETED" for p in completed)
+    assert all(p["run"]["stopTime"] for p in completed)
+
+
+def test_a_throttling_storm_delays_but_never_fails_the_waits(
+    big_batch: dict[str, Any], emulator: EmulatorAdmin
+) -> None:
+    emulator.add_fault(
+        action="error", operations=["ListRuns", "GetRun"], code="ThrottlingException", rate=0.5, times=15
+    )
+    # Few botocore retries, so the poller's own backoff is what rides out the storm.
+    triggers = make_triggers(big_batch, botocore_config={"retries": {"mode": "standard", "total_max_attempts": 2}})
+    events = asyncio.run(wait_all(triggers, emulator, rounds_before_finish=2, manager=SharedStreamManager()))
+    assert sum(e.payload["status"] == "success" for e in events) == SAMPLES - 1
+    assert emulator.counters()["totalThrottled"] > 0
+
+
+def test_end_from_trigger_ends_the_task_with_the_run_as_xcom(
+    big_batch: dict[str, Any], emulator: EmulatorAdmin
+) -> None:
+    failing = HealthOmicsRunTrigger(
+        run_id=big_batch["runs"]["S0042"], batch_id=big_batch["id"], poll_interval=POLL, end_from_trigger=True
+    )
+    triggers = [*make_triggers(big_batch, end_from_trigger=True)[100:150], failing]
+    events = asyncio.run(wait_all(triggers, emulator, rounds_before_finish=1, manager=SharedStreamManager()))
+    assert all(isinstance(e, TaskSuccessEvent) for e in events[:50])
+    assert events[0].xcoms["return_value"]["status"] == "COMPLETED"
+    assert isinstance(events[-1], TaskFailedEvent)
+    assert events[-1].xcoms["return_value"]["failureReason"] == "OUT_OF_MEMORY_ERROR"
+
+
+def test_standalone_wait_and_on_kill(
+    airflow_env: dict[str, str], emulator: EmulatorAdmin, omics: Any, start_run: Any
+) -> None:
+    """Without a batch there is no sharing: the trigger polls GetRun. A kill cancels the run."""
+    run = start_run()
+    trigger = HealthOmicsRunTrigger(run_id=run["id"], poll_interval=POLL)
+    assert trigger.shared_stream_key() is None
+
+    async def kill_while_waiting() -> None:
+        waiting = asyncio.create_task(anext(trigger.run()))
+        await asyncio.sleep(POLL * 1.5)
+        assert not waiting.done()
+        await trigger.on_kill()  # what the triggerer calls when the user kills the task
+        waiting.cancel()
+
+    asyncio.run(kill_while_waiting())
+    assert omics.get_run(id=run["id"])["status"] in ("STOPPING", "CANCELLED")
+
+
+def test_triggers_serialize_round_trip() -> None:
+    trigger = HealthOmicsRunTrigger(
+        run_id="1234567",
+        batch_id="7",
+        poll_interval=30,
+        deadline=1.5,
+        run_details={"sampleId": "S1"},
+        end_from_trigger=True,
+        aws_conn_id="c",
+    )
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "healthomics.triggers.run.HealthOmicsRunTrigger"
+    again = HealthOmicsRunTrigger(**json.loads(json.dumps(kwargs)))
+    assert again.serialize() == (classpath, kwargs)
+    assert again.shared_stream_key() == ("healthomics-run-status", "c", None, "batch", "7", 30)
