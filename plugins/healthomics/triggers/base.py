@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +16,8 @@ from asgiref.sync import sync_to_async
 from healthomics.hooks.omics import HealthOmicsHook
 
 MAX_BACKOFF_SECONDS = 600.0
+# Cancellations started from on_kill(), kept referenced until they finish (see shielded()).
+_CANCELLATIONS: set[asyncio.Task[None]] = set()
 # Backoff never grows past this many poll intervals (nor past MAX_BACKOFF_SECONDS).
 MAX_BACKOFF_INTERVALS = 16
 
@@ -27,6 +31,18 @@ def backoff(current: float, base: float) -> float:
     """Next delay after a throttled poll: doubled, capped, with +/-20% jitter."""
     cap = min(MAX_BACKOFF_SECONDS, base * MAX_BACKOFF_INTERVALS)
     return min(cap, max(base, current) * 2) * random.uniform(0.8, 1.2)
+
+
+async def shielded(cancellation: Awaitable[None]) -> None:
+    """Run a remote cancel to completion even if the awaiting coroutine is cancelled again.
+
+    The triggerer re-cancels a trigger that is still running on every loop, which would cut
+    an on_kill() short in the middle of its CancelRun call.
+    """
+    task = asyncio.ensure_future(cancellation)
+    _CANCELLATIONS.add(task)
+    task.add_done_callback(_CANCELLATIONS.discard)
+    await asyncio.shield(task)
 
 
 class HealthOmicsBaseTrigger(BaseEventTrigger):

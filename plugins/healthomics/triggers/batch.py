@@ -10,7 +10,7 @@ from airflow.triggers.base import TriggerEvent
 from botocore.exceptions import ClientError
 
 from healthomics.hooks.omics import BATCH_CANCELLABLE_STATES, BATCH_SUBMISSION_DONE_STATES, is_throttling
-from healthomics.triggers.base import HealthOmicsBaseTrigger, backoff
+from healthomics.triggers.base import HealthOmicsBaseTrigger, backoff, shielded
 
 
 class HealthOmicsBatchSubmissionTrigger(HealthOmicsBaseTrigger):
@@ -63,7 +63,12 @@ class HealthOmicsBatchSubmissionTrigger(HealthOmicsBaseTrigger):
 
     async def on_kill(self) -> None:
         """The user killed the task: cancel the batch (its submitted runs too), unless still deferred."""
-        if not self.cancel_on_kill or await self.task_is_deferred():
+        if self.cancel_on_kill:
+            await shielded(self._cancel_batch())
+
+    async def _cancel_batch(self) -> None:
+        if await self.task_is_deferred():
+            self.log.info("Task still deferred (trigger moved); not cancelling run batch %s", self.batch_id)
             return
         async with await self.hook().get_async_conn() as client:
             try:

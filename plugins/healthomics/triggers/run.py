@@ -27,7 +27,7 @@ from healthomics.hooks.omics import (
     is_throttling,
     run_summary,
 )
-from healthomics.triggers.base import HealthOmicsBaseTrigger, backoff
+from healthomics.triggers.base import HealthOmicsBaseTrigger, backoff, shielded
 
 # Throttled ListRuns pages are retried this often within one poll before the poll is given up.
 PAGE_ATTEMPTS = 5
@@ -244,8 +244,10 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
 
     async def on_kill(self) -> None:
         """The user killed the task: cancel the run, unless the task is in fact still deferred."""
-        if not self.cancel_on_kill:
-            return
+        if self.cancel_on_kill:
+            await shielded(self._cancel_run())
+
+    async def _cancel_run(self) -> None:
         if await self.task_is_deferred():
             self.log.info("Task still deferred (trigger moved); not cancelling run %s", self.run_id)
             return

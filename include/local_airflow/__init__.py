@@ -1,0 +1,229 @@
+"""A real Airflow deployment as local processes: api-server, scheduler, dag-processor, triggerer.
+
+The same components a production deployment runs, started from the project's virtualenv
+with a throwaway ``AIRFLOW_HOME``, on a free port, against SQLite (LocalExecutor) or a
+given database URL. Tests and benchmarks use it for what ``dag.test()`` cannot show:
+triggers in a real triggerer (shared polls, ``TaskSuccessEvent``, ``on_kill``),
+triggerer restarts, and the REST API the UI uses::
+
+    with LocalAirflow(workdir, dags_folder, env=stack.env()) as airflow:
+        airflow.unpause("healthomics_flowcell")
+        run_id = airflow.trigger("healthomics_flowcell", conf={...})
+        airflow.wait_for_dag_run("healthomics_flowcell", run_id)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local_aws import ServerProcess, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+TERMINAL_DAG_RUN_STATES = frozenset({"success", "failed"})
+
+
+@dataclass
+class LocalAirflow:
+    """
+    Start and drive a local Airflow.
+
+    :param workdir: AIRFLOW_HOME (logs, SQLite DB, component logs).
+    :param dags_folder: the DAG folder the dag-processor scans.
+    :param env: extra environment for every component (connections, AWS endpoints, ...).
+    :param database_url: SQLAlchemy URL; default SQLite in ``workdir``.
+    :param executor: ``LocalExecutor`` (default) or another executor class name.
+    """
+
+    workdir: Path
+    dags_folder: Path
+    env: dict[str, str] = field(default_factory=dict)
+    database_url: str | None = None
+    executor: str = "LocalExecutor"
+    port: int = 0
+    processes: dict[str, ServerProcess] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        """Everything the components need; also what a CLI call against this Airflow needs."""
+        return {
+            **os.environ,
+            **self.env,
+            "AIRFLOW_HOME": str(self.workdir),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__EXECUTOR": self.executor,
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url or f"sqlite:///{self.workdir}/airflow.db",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            # Local use only: every caller is an admin, no login.
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__API_AUTH__JWT_SECRET": "local-airflow-only-not-a-secret-0123456789",
+            # Pick up new DAG files within seconds, not minutes.
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "3",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3",
+            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "3",
+        }
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> LocalAirflow:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.dags_folder.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        migrate = subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"],
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if migrate.returncode != 0:
+            raise RuntimeError(f"airflow db migrate failed:\n{migrate.stdout[-2000:]}\n{migrate.stderr[-2000:]}")
+        try:
+            for component in COMPONENTS:
+                self.start_component(component)
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def start_component(self, component: str) -> None:
+        process = ServerProcess(
+            name=component,
+            command=[sys.executable, "-m", "airflow", component],
+            port=self.port,
+            log_path=self.workdir / f"{component}.log",
+            ready_path="/api/v2/version",
+        )
+        # Only the api-server listens; the others are ready once it answers (it starts first).
+        process.start(self.environment(), detach=False, timeout=120)
+        self.processes[component] = process
+
+    def stop_component(self, component: str, timeout: float = 30.0) -> None:
+        process = self.processes.pop(component, None)
+        if process is not None:
+            process.stop(timeout)
+
+    def restart_component(self, component: str) -> None:
+        self.stop_component(component)
+        self.start_component(component)
+
+    def stop(self) -> None:
+        for component in reversed(COMPONENTS):
+            self.stop_component(component)
+
+    def __enter__(self) -> LocalAirflow:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- REST API (what the UI uses) ---------------------------------------------
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        request = urllib.request.Request(
+            f"{self.url}/api/v2/{path.lstrip('/')}",
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as err:
+            raise RuntimeError(f"{method} {path}: {err.code} {err.read().decode()[:2000]}") from err
+        return json.loads(payload) if payload else None
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 120.0) -> None:
+        """Until the dag-processor has parsed the DAG (and it has no import error)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            errors = self.api("GET", "importErrors")["import_errors"]
+            if errors:
+                raise RuntimeError("DAG import errors: " + "; ".join(e["stack_trace"][-500:] for e in errors))
+            try:
+                self.api("GET", f"dags/{dag_id}")
+                return
+            except RuntimeError:
+                time.sleep(1)
+        raise TimeoutError(f"DAG {dag_id} not parsed within {timeout:.0f}s")
+
+    def unpause(self, dag_id: str) -> None:
+        self.wait_for_dag(dag_id)
+        self.api("PATCH", f"dags/{dag_id}", {"is_paused": False})
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, run_id: str | None = None) -> str:
+        body: dict[str, Any] = {"logical_date": None, "conf": conf or {}}
+        if run_id:
+            body["dag_run_id"] = run_id
+        return str(self.api("POST", f"dags/{dag_id}/dagRuns", body)["dag_run_id"])
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return dict(self.api("GET", f"dags/{dag_id}/dagRuns/{run_id}"))
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self.api("GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=100&offset={len(found)}")
+            found.extend(page["task_instances"])
+            if len(found) >= page["total_entries"] or not page["task_instances"]:
+                return found
+
+    def wait_for_task_state(
+        self, dag_id: str, run_id: str, task_id: str, states: set[str], map_index: int = -1, timeout: float = 120.0
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            for ti in self.task_instances(dag_id, run_id):
+                if ti["task_id"] == task_id and ti["map_index"] == map_index:
+                    last = ti
+                    if ti["state"] in states:
+                        return ti
+            time.sleep(0.5)
+        raise TimeoutError(f"{task_id}[{map_index}] not in {states} within {timeout:.0f}s (last: {last})")
+
+    def wait_for_dag_run(self, dag_id: str, run_id: str, timeout: float = 300.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.dag_run(dag_id, run_id)
+            if run["state"] in TERMINAL_DAG_RUN_STATES:
+                return run
+            time.sleep(1)
+        raise TimeoutError(f"DAG run {dag_id}/{run_id} did not finish within {timeout:.0f}s")
+
+    def set_task_state(self, dag_id: str, run_id: str, task_id: str, state: str, map_index: int = -1) -> None:
+        """What "Mark failed/success" in the UI does."""
+        suffix = f"/{map_index}" if map_index >= 0 else ""
+        self.api("PATCH", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}{suffix}", {"new_state": state})
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
+        entry = self.api(
+            "GET",
+            f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}?map_index={map_index}"
+            "&deserialize=true",
+        )
+        return entry["value"]
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1) -> str:
+        path = self.workdir / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        if map_index >= 0:
+            path = path / f"map_index={map_index}"
+        log = path / f"attempt={try_number}.log"
+        return log.read_text() if log.exists() else ""

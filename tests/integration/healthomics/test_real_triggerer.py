@@ -1,0 +1,98 @@
+"""Deferred waits in a real Airflow (api-server, scheduler, dag-processor, triggerer processes).
+
+What dag.test() cannot show: the trigger ends the task itself, a user's "mark failed" on the
+deferred task cancels the run, and a triggerer restart cancels nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local_airflow import LocalAirflow
+from local_aws import LocalAWS
+from omics_emulator import EmulatorAdmin
+
+DAG_ID = "healthomics_provider_checks"
+TEST_DAGS = Path(__file__).resolve().parents[1] / "dags"
+
+
+@pytest.fixture(scope="module")
+def airflow(local_aws: LocalAWS, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAirflow]:
+    home = tmp_path_factory.mktemp("airflow-cluster")
+    dags = home / "dags"
+    dags.mkdir()
+    shutil.copy(TEST_DAGS / f"{DAG_ID}.py", dags)
+    with LocalAirflow(workdir=home, dags_folder=dags, env=local_aws.env()) as cluster:
+        cluster.unpause(DAG_ID)
+        yield cluster
+
+
+@pytest.fixture
+def cluster_emulator(emulator: EmulatorAdmin) -> EmulatorAdmin:
+    # One emulated hour per real second: the default run takes about 70 s of emulated... hours.
+    emulator.configure(time_scale=3600, profiles={"default": {"jitter": 0.0}})
+    return emulator
+
+
+def trigger(airflow: LocalAirflow, workflow: dict[str, Any], bucket: str, sample: str) -> str:
+    return airflow.trigger(
+        DAG_ID, conf={"workflow_id": workflow["id"], "sample": sample, "output_uri": f"s3://{bucket}/runs"}
+    )
+
+
+def runs_named(omics: Any, name: str) -> list[dict[str, Any]]:
+    return [r for r in omics.list_runs(name=name)["items"] if r["name"] == name]
+
+
+def test_trigger_ends_the_task_without_a_worker(
+    airflow: LocalAirflow, cluster_emulator: EmulatorAdmin, omics: Any, workflow: dict[str, Any], bucket: str
+) -> None:
+    run_id = trigger(airflow, workflow, bucket, "quick-1")
+    assert airflow.wait_for_dag_run(DAG_ID, run_id)["state"] == "success"
+    result = airflow.xcom(DAG_ID, run_id, "run_sample")
+    assert result["status"] == "COMPLETED"
+    log = airflow.task_log(DAG_ID, run_id, "run_sample")
+    assert "Pausing task as DEFERRED" in log
+    assert "Resuming" not in log  # the worker never picked the task up again
+    # The plugin registers the links, so the UI can render them for this task.
+    links = airflow.api("GET", f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/run_sample/links")["extra_links"]
+    assert links["HealthOmics Run"].endswith(f"/omics/home?region=us-east-1#/runs/{result['id']}")
+    assert "log-events/run%2F" + result["id"] in links["HealthOmics Run Logs"]
+    assert links["HealthOmics Run Output"].startswith(f"https://s3.console.aws.amazon.com/s3/buckets/{bucket}?")
+
+
+def test_marking_the_deferred_task_failed_cancels_the_run(
+    airflow: LocalAirflow, cluster_emulator: EmulatorAdmin, omics: Any, workflow: dict[str, Any], bucket: str
+) -> None:
+    cluster_emulator.add_fault(action="hang", match={"name": "^hang-1$"})
+    run_id = trigger(airflow, workflow, bucket, "hang-1")
+    airflow.wait_for_task_state(DAG_ID, run_id, "run_sample", {"deferred"})
+    [run] = runs_named(omics, "hang-1")
+    airflow.set_task_state(DAG_ID, run_id, "run_sample", "failed")
+    deadline = time.monotonic() + 60
+    while omics.get_run(id=run["id"])["status"] != "CANCELLED":
+        assert time.monotonic() < deadline, "the run was not cancelled"
+        time.sleep(0.5)
+    assert cluster_emulator.calls("CancelRun") == 1
+
+
+def test_a_triggerer_restart_cancels_nothing_and_the_wait_resumes(
+    airflow: LocalAirflow, cluster_emulator: EmulatorAdmin, omics: Any, workflow: dict[str, Any], bucket: str
+) -> None:
+    # About 20 real seconds of RUNNING: long enough to restart the triggerer in the middle.
+    cluster_emulator.configure(profiles={"germline": {"running_seconds": 20 * 3600, "jitter": 0.0}})
+    run_id = trigger(airflow, workflow, bucket, "slow-1")
+    airflow.wait_for_task_state(DAG_ID, run_id, "run_sample", {"deferred"})
+    airflow.stop_component("triggerer")  # SIGTERM: a graceful shutdown, as in a rolling deploy
+    [run] = runs_named(omics, "slow-1")
+    assert omics.get_run(id=run["id"])["status"] in ("PENDING", "STARTING", "RUNNING")
+    airflow.start_component("triggerer")
+    assert airflow.wait_for_dag_run(DAG_ID, run_id)["state"] == "success"
+    assert cluster_emulator.calls("CancelRun") == 0
+    assert [r["status"] for r in runs_named(omics, "slow-1")] == ["COMPLETED"]

@@ -1,0 +1,38 @@
+"""Console, log and output links (format only; persistence is exercised in real task runs)."""
+
+from __future__ import annotations
+
+from healthomics.links.omics import (
+    HealthOmicsBatchLink,
+    HealthOmicsRunLink,
+    HealthOmicsRunLogsLink,
+    HealthOmicsRunOutputLink,
+)
+
+COMMON = {"region_name": "eu-west-1", "aws_domain": "aws.amazon.com"}
+
+
+def test_run_console_link() -> None:
+    assert (
+        HealthOmicsRunLink().format_link(run_id="1234567", **COMMON)
+        == "https://console.aws.amazon.com/omics/home?region=eu-west-1#/runs/1234567"
+    )
+
+
+def test_run_logs_link_escapes_the_log_group_and_stream() -> None:
+    url = HealthOmicsRunLogsLink().format_link(run_id="1234567", **COMMON)
+    assert url == (
+        "https://console.aws.amazon.com/cloudwatch/home?region=eu-west-1#logsV2:log-groups/log-group/"
+        "%2Faws%2Fomics%2FWorkflowLog/log-events/run%2F1234567"
+    )
+    assert HealthOmicsRunLogsLink().format_link(**COMMON) == ""
+
+
+def test_output_link_opens_the_run_folder() -> None:
+    url = HealthOmicsRunOutputLink().format_link(run_output_uri="s3://lab-out/FC1/runs/1234567", **COMMON)
+    assert url == "https://s3.console.aws.amazon.com/s3/buckets/lab-out?region=eu-west-1&prefix=FC1/runs/1234567/"
+    assert HealthOmicsRunOutputLink().format_link(**COMMON) == ""
+
+
+def test_batch_link_opens_the_runs_list() -> None:
+    assert HealthOmicsBatchLink().format_link(batch_id="42", **COMMON).endswith("/omics/home?region=eu-west-1#/runs")
