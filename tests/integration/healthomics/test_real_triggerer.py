@@ -19,6 +19,8 @@ from local_aws import LocalAWS
 from omics_emulator import EmulatorAdmin
 
 DAG_ID = "healthomics_provider_checks"
+ON_WORKER = "healthomics_provider_checks_on_worker"
+BATCH = "healthomics_provider_checks_batch"
 TEST_DAGS = Path(__file__).resolve().parents[1] / "dags"
 
 
@@ -29,7 +31,8 @@ def airflow(local_aws: LocalAWS, tmp_path_factory: pytest.TempPathFactory) -> It
     dags.mkdir()
     shutil.copy(TEST_DAGS / f"{DAG_ID}.py", dags)
     with LocalAirflow(workdir=home, dags_folder=dags, env=local_aws.env()) as cluster:
-        cluster.unpause(DAG_ID)
+        for dag_id in (DAG_ID, ON_WORKER, BATCH):
+            cluster.unpause(dag_id)
         yield cluster
 
 
@@ -40,10 +43,30 @@ def cluster_emulator(emulator: EmulatorAdmin) -> EmulatorAdmin:
     return emulator
 
 
-def trigger(airflow: LocalAirflow, workflow: dict[str, Any], bucket: str, sample: str) -> str:
+def trigger(airflow: LocalAirflow, workflow: dict[str, Any], bucket: str, sample: str, dag_id: str = DAG_ID) -> str:
     return airflow.trigger(
-        DAG_ID, conf={"workflow_id": workflow["id"], "sample": sample, "output_uri": f"s3://{bucket}/runs"}
+        dag_id, conf={"workflow_id": workflow["id"], "sample": sample, "output_uri": f"s3://{bucket}/runs"}
     )
+
+
+def wait_for_status(omics: Any, run_id: str, status: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while omics.get_run(id=run_id)["status"] != status:
+        assert time.monotonic() < deadline, f"run {run_id} never became {status}"
+        time.sleep(0.5)
+
+
+def wait_until_the_trigger_polls(emulator: EmulatorAdmin, timeout: float = 60.0) -> None:
+    """The task is DEFERRED as soon as the trigger row exists; wait until the triggerer runs it.
+
+    (A task killed before any triggerer has started its trigger gets no on_kill: nothing is
+    running to be told.)
+    """
+    emulator.reset_counters()
+    deadline = time.monotonic() + timeout
+    while emulator.calls("GetRun") == 0:
+        assert time.monotonic() < deadline, "the triggerer never started the trigger"
+        time.sleep(0.2)
 
 
 def runs_named(omics: Any, name: str) -> list[dict[str, Any]]:
@@ -74,12 +97,42 @@ def test_marking_the_deferred_task_failed_cancels_the_run(
     run_id = trigger(airflow, workflow, bucket, "hang-1")
     airflow.wait_for_task_state(DAG_ID, run_id, "run_sample", {"deferred"})
     [run] = runs_named(omics, "hang-1")
+    wait_until_the_trigger_polls(cluster_emulator)
     airflow.set_task_state(DAG_ID, run_id, "run_sample", "failed")
-    deadline = time.monotonic() + 60
-    while omics.get_run(id=run["id"])["status"] != "CANCELLED":
-        assert time.monotonic() < deadline, "the run was not cancelled"
-        time.sleep(0.5)
+    wait_for_status(omics, run["id"], "CANCELLED")
     assert cluster_emulator.calls("CancelRun") == 1
+
+
+def test_marking_a_task_failed_while_it_waits_on_a_worker_cancels_the_run(
+    airflow: LocalAirflow, cluster_emulator: EmulatorAdmin, omics: Any, workflow: dict[str, Any], bucket: str
+) -> None:
+    cluster_emulator.add_fault(action="hang", match={"name": "^hang-2$"})
+    run_id = trigger(airflow, workflow, bucket, "hang-2", dag_id=ON_WORKER)
+    airflow.wait_for_task_state(ON_WORKER, run_id, "run_sample", {"running"})
+    wait_until_the_trigger_polls(cluster_emulator)  # the worker's own GetRun polling has begun
+    [run] = runs_named(omics, "hang-2")
+    airflow.set_task_state(ON_WORKER, run_id, "run_sample", "failed")
+    wait_for_status(omics, run["id"], "CANCELLED")
+
+
+def test_marking_the_batch_submission_failed_cancels_the_batch(
+    airflow: LocalAirflow, cluster_emulator: EmulatorAdmin, omics: Any, workflow: dict[str, Any], bucket: str
+) -> None:
+    # One run released every 2 emulated hours: submission lasts about 10 real seconds.
+    cluster_emulator.configure(batch_submission_tps=1 / 7200)
+    run_id = trigger(airflow, workflow, bucket, "unused", dag_id=BATCH)
+    airflow.wait_for_task_state(BATCH, run_id, "submit", {"deferred"})
+    deadline = time.monotonic() + 60
+    while cluster_emulator.calls("GetBatch") < 3:  # the trigger is polling GetBatch
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    [batch] = omics.list_batch()["items"]
+    airflow.set_task_state(BATCH, run_id, "submit", "failed")
+    deadline = time.monotonic() + 60
+    while omics.get_batch(batchId=batch["id"])["status"] != "CANCELLED":
+        assert time.monotonic() < deadline, "the batch was not cancelled"
+        time.sleep(0.5)
+    assert omics.get_batch(batchId=batch["id"])["submissionSummary"]["successfulStartSubmissionCount"] < 5
 
 
 def test_a_triggerer_restart_cancels_nothing_and_the_wait_resumes(
@@ -89,6 +142,7 @@ def test_a_triggerer_restart_cancels_nothing_and_the_wait_resumes(
     cluster_emulator.configure(profiles={"germline": {"running_seconds": 20 * 3600, "jitter": 0.0}})
     run_id = trigger(airflow, workflow, bucket, "slow-1")
     airflow.wait_for_task_state(DAG_ID, run_id, "run_sample", {"deferred"})
+    wait_until_the_trigger_polls(cluster_emulator)
     airflow.stop_component("triggerer")  # SIGTERM: a graceful shutdown, as in a rolling deploy
     [run] = runs_named(omics, "slow-1")
     assert omics.get_run(id=run["id"])["status"] in ("PENDING", "STARTING", "RUNNING")
