@@ -29,6 +29,7 @@ def local_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAWS]:
         workdir=tmp_path_factory.mktemp("local-aws"),
         time_scale=0,
         emulator_config={"quotas": UNLIMITED, "seed": 7},
+        events_queue=None,  # tests that want events get a queue of their own (drain_events)
     )
     with stack:
         yield stack
@@ -104,12 +105,10 @@ def start_run(omics: Any, workflow: dict[str, Any], bucket: str) -> Any:
 
 @pytest.fixture
 def drain_events(local_aws: LocalAWS, emulator: EmulatorAdmin) -> Any:
-    """Read and delete every event the emulator sent to its SQS queue so far.
-
-    The queue is emptied when the fixture starts, so a test sees only its own events.
-    """
+    """Send the emulator's events to a fresh SQS queue; the returned function reads and empties it."""
     sqs = local_aws.client("sqs")
-    queue_url = emulator.config()["events_queue_url"]
+    queue_url = sqs.create_queue(QueueName=f"events-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+    emulator.configure(events_queue_url=queue_url)
 
     def drain() -> list[dict[str, Any]]:
         emulator.settle()
@@ -117,10 +116,12 @@ def drain_events(local_aws: LocalAWS, emulator: EmulatorAdmin) -> Any:
         while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
             for message in messages:
                 events.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
         return events
 
-    drain()
     return drain
 
 
