@@ -60,6 +60,8 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
         one). Ignored when ``batch_id`` is set.
     :param deadline: epoch seconds after which the wait fails with ``"timeout"``.
     :param end_from_trigger: end the task from the triggerer.
+    :param resume_on_failure: with ``end_from_trigger``, still hand failures back to the task
+        (``execute_complete`` on a worker), for operators that decide how a failure ends.
     :param cancel_on_kill: cancel the run when the user kills the task.
 
     Connection arguments as in :class:`~healthomics.triggers.base.HealthOmicsBaseTrigger`.
@@ -73,9 +75,11 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
         batch_id: str | None = None,
         list_since: float | None = None,
         end_from_trigger: bool = False,
+        resume_on_failure: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.resume_on_failure = resume_on_failure
         self.run_id = run_id
         self.run_details = run_details or {}
         self.batch_id = batch_id
@@ -91,6 +95,7 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
                 "batch_id": self.batch_id,
                 "list_since": self.list_since,
                 "end_from_trigger": self.end_from_trigger,
+                "resume_on_failure": self.resume_on_failure,
                 **self._base_kwargs(),
             },
         )
@@ -234,7 +239,7 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
         return self._event("failed", result, f"run {self.run_id} ended {status}" + (f" ({detail})" if detail else ""))
 
     def _event(self, status: str, run: dict[str, Any], message: str) -> TriggerEvent:
-        if not self.end_from_trigger:
+        if not self.end_from_trigger or (status != "success" and self.resume_on_failure):
             return TriggerEvent({"status": status, "run": run, "message": message})
         if status == "success":
             self.log.info("%s; ending the task from the triggerer", message)

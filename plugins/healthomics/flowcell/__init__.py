@@ -1,0 +1,1 @@
+"""The flowcell pipeline's logic (the DAG file only wires these together)."""

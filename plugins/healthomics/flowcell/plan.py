@@ -1,0 +1,101 @@
+"""From a validated manifest to what gets submitted: run requests, batches and idempotency keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from healthomics.manifest.model import FlowcellManifest, Sample
+
+BATCH = "batch"
+PER_SAMPLE = "per_sample"
+SUBMISSION_MODES = (BATCH, PER_SAMPLE)
+# Tags every sample run carries (on top of the manifest's and the healthomics:* provenance tags).
+TAG_FLOWCELL = "flowcell"
+TAG_SAMPLE = "sample"
+
+
+def sample_key(dag_id: str, manifest: FlowcellManifest, sample_id: str) -> str:
+    """Idempotency key of one sample's run: same DAG, flowcell, manifest content and sample."""
+    return f"{dag_id}/{manifest.flowcell_id}/{manifest.sha256[:16]}/{sample_id}"
+
+
+def run_request(manifest: FlowcellManifest, sample: Sample) -> dict[str, Any]:
+    """The StartRun request for one sample (no requestId; the submitter derives it)."""
+    request: dict[str, Any] = {
+        **manifest.defaults.run_fields(),
+        "workflowId": sample.workflow_id,
+        "outputUri": sample.output_uri,
+        "name": (sample.name or f"{manifest.flowcell_id}-{sample.sample_id}")[:128],
+        "parameters": sample.parameters,
+        "tags": {
+            **manifest.defaults.tags,
+            **sample.tags,
+            TAG_FLOWCELL: manifest.flowcell_id,
+            TAG_SAMPLE: sample.sample_id,
+        },
+    }
+    if sample.priority is not None:
+        request["priority"] = sample.priority
+    return request
+
+
+def batch_groups(dag_id: str, manifest: FlowcellManifest) -> list[dict[str, Any]]:
+    """One StartRunBatch per workflow: kwargs for HealthOmicsStartRunBatchOperator."""
+    by_workflow: dict[str, list[Sample]] = {}
+    for sample in manifest.samples:
+        by_workflow.setdefault(sample.workflow_id, []).append(sample)
+    groups = []
+    for workflow_id, samples in sorted(by_workflow.items()):
+        default_run_setting = {
+            **manifest.defaults.run_fields(),
+            "workflowId": workflow_id,
+            "runTags": {**manifest.defaults.tags, TAG_FLOWCELL: manifest.flowcell_id},
+        }
+        run_settings = []
+        for sample in samples:
+            request = run_request(manifest, sample)
+            setting: dict[str, Any] = {
+                "runSettingId": sample.sample_id,
+                "name": request["name"],
+                "outputUri": sample.output_uri,
+                "parameters": sample.parameters,
+                "runTags": {**sample.tags, TAG_SAMPLE: sample.sample_id},
+            }
+            if sample.priority is not None:
+                setting["priority"] = sample.priority
+            run_settings.append(setting)
+        groups.append(
+            {
+                "default_run_setting": default_run_setting,
+                "run_settings": run_settings,
+                "batch_name": f"{manifest.flowcell_id}-{workflow_id}"[:64],
+                "idempotency_key": f"{dag_id}/{manifest.flowcell_id}/{manifest.sha256[:16]}/workflow-{workflow_id}",
+            }
+        )
+    return groups
+
+
+def sample_entries(
+    dag_id: str, manifest: FlowcellManifest, submitted: list[dict[str, Any]] | None
+) -> list[dict[str, Any]]:
+    """What each per-sample task needs: its run request, key, and the batch run if one was started."""
+    runs: dict[str, dict[str, Any]] = {}
+    failures: dict[str, dict[str, Any]] = {}
+    for result in submitted or []:
+        for sample_id, run in result.get("runs", {}).items():
+            runs[sample_id] = {**run, "batchId": result["batchId"]}
+        failures.update(result.get("failed", {}))
+    entries = []
+    for sample in manifest.samples:
+        entry: dict[str, Any] = {
+            "sample_id": sample.sample_id,
+            "flowcell_id": manifest.flowcell_id,
+            "idempotency_key": sample_key(dag_id, manifest, sample.sample_id),
+            "request": run_request(manifest, sample),
+        }
+        if sample.sample_id in runs:
+            entry["batch_run"] = runs[sample.sample_id]
+        elif sample.sample_id in failures:
+            entry["submission_failure"] = failures[sample.sample_id]
+        entries.append(entry)
+    return entries

@@ -1,0 +1,16 @@
+"""Flowcell manifests: three input formats, one validated model."""
+
+from healthomics.manifest.model import FlowcellManifest, ManifestError, Problem, QcSpec, RunDefaults, Sample
+from healthomics.manifest.parse import ManifestOptions, native_schema, parse_manifest
+
+__all__ = [
+    "FlowcellManifest",
+    "ManifestError",
+    "ManifestOptions",
+    "Problem",
+    "QcSpec",
+    "RunDefaults",
+    "Sample",
+    "native_schema",
+    "parse_manifest",
+]

@@ -1,0 +1,513 @@
+"""Read a manifest in any supported format into a :class:`FlowcellManifest`, listing every problem.
+
+Formats:
+
+``reference``
+    The Step Functions reference layout: ``{"flowcellSamples": [{"sampleId", "fastqFileRef",
+    "ahoSampleWorkflowId", "OutputS3path"}], "qcWorkflow": {"qcWorkflowFileRef",
+    "ahoQcWorkflowId", "OutputS3path"}}``.
+``native``
+    This package's JSON format, described by ``schema/flowcell-manifest.schema.json``.
+``samplesheet``
+    An nf-core style CSV: ``sample,fastq_1,fastq_2[,more columns]``; several rows of one
+    sample are its lanes; extra columns become workflow parameters.
+
+Nothing here touches AWS; :mod:`healthomics.manifest.checks` adds the checks that do.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import PurePosixPath
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from pydantic import ValidationError
+
+from healthomics.manifest.model import (
+    MAX_ID_LENGTH,
+    MAX_SAMPLES,
+    FlowcellManifest,
+    ManifestError,
+    ManifestFormat,
+    Notification,
+    Problem,
+    QcPolicy,
+    QcSpec,
+    RunDefaults,
+    Sample,
+)
+
+# How manifest fields become workflow parameters unless the manifest or the DAG says otherwise.
+# A value that is exactly "{name}" takes the field as is (a list for several lanes).
+DEFAULT_PARAMETER_MAPS: dict[str, dict[str, Any]] = {
+    "reference": {"sample_id": "{sample_id}", "fastq": "{fastq}"},
+    "samplesheet": {"sample_id": "{sample_id}", "fastq_1": "{fastq_1}", "fastq_2": "{fastq_2}"},
+}
+DEFAULT_QC_PARAMETER_MAP: dict[str, Any] = {"qc_config": "{qc_file}"}
+
+S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<key>.*))?$")
+WORKFLOW_ID = re.compile(r"^[0-9]{1,18}$")
+WORKFLOW_ARN = re.compile(
+    r"^arn:(?P<partition>aws[\w-]*):(?P<service>[a-z-]+):(?P<region>[a-z0-9-]*):"
+    r"(?P<account>[0-9]{0,12}):workflow/(?P<id>[^/]+)$"
+)
+ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+$")
+# runSettingId and run names: printable, no control characters, at most 128 characters.
+SAMPLE_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclass
+class ManifestOptions:
+    """What the DAG run adds to (or overrides in) the manifest."""
+
+    flowcell_id: str | None = None
+    workflow_id: str | None = None
+    role_arn: str | None = None
+    output_uri: str | None = None
+    parameter_map: dict[str, Any] | None = None
+    qc_workflow_id: str | None = None
+    qc_min_completed_fraction: float | None = None
+    sns_topic_arn: str | None = None
+    report_uri: str | None = None
+    allowed_output_prefixes: list[str] = field(default_factory=list)
+    run_defaults: dict[str, Any] = field(default_factory=dict)
+
+
+class _Collector:
+    """Gathers problems instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, location: str, field_name: str | None, message: str) -> None:
+        self.problems.append(Problem(location=location, field=field_name, message=message))
+
+    def require(self, record: dict[str, Any], name: str, location: str) -> str | None:
+        value = record.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            self.add(location, name, "required field is missing or empty")
+            return None
+        if not isinstance(value, str):
+            self.add(location, name, f"must be a string, got {type(value).__name__}")
+            return None
+        return value.strip()
+
+    def s3_uri(self, value: str | None, location: str, field_name: str) -> str | None:
+        if value is None:
+            return None
+        if not S3_URI.match(value):
+            self.add(location, field_name, f"not a valid s3:// URI: {value!r}")
+            return None
+        return value
+
+    def workflow_id(self, value: str | None, location: str, field_name: str) -> str | None:
+        if value is None:
+            return None
+        if WORKFLOW_ID.match(value):
+            return value
+        arn = WORKFLOW_ARN.match(value)
+        if arn:
+            if arn["service"] != "omics":
+                self.add(location, field_name, f"not a HealthOmics workflow ARN (service must be 'omics'): {value}")
+                return None
+            if WORKFLOW_ID.match(arn["id"]):
+                return arn["id"]
+        self.add(location, field_name, f"workflow id must be numeric (or an omics workflow ARN): {value!r}")
+        return None
+
+
+def _detect(document: Any, text: str | None, source_uri: str | None) -> ManifestFormat | None:
+    if isinstance(document, dict):
+        if "flowcellSamples" in document:
+            return "reference"
+        if "samples" in document:
+            return "native"
+        return None
+    if text is not None:
+        header = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+        columns = [c.strip().lower() for c in header.split(",")]
+        if "sample" in columns or (source_uri or "").lower().endswith(".csv"):
+            return "samplesheet"
+    return None
+
+
+def _flowcell_from_uri(source_uri: str | None) -> str | None:
+    if not source_uri:
+        return None
+    stem = PurePosixPath(source_uri.split("?", 1)[0]).stem
+    return stem or None
+
+
+def render_parameters(template: Any, values: dict[str, Any], location: str, problems: _Collector) -> Any:
+    """Fill ``{name}`` placeholders; a value that is exactly ``"{name}"`` keeps the field's own type."""
+    if isinstance(template, dict):
+        return {k: render_parameters(v, values, f"{location}.{k}", problems) for k, v in template.items()}
+    if isinstance(template, list):
+        return [render_parameters(v, values, location, problems) for v in template]
+    if not isinstance(template, str):
+        return template
+    whole = PLACEHOLDER.fullmatch(template)
+    if whole:
+        name = whole.group(1)
+        if name not in values:
+            problems.add(location, None, f"unknown placeholder {{{name}}} (known: {', '.join(sorted(values))})")
+            return None
+        return values[name]
+    missing = [n for n in PLACEHOLDER.findall(template) if n not in values]
+    if missing:
+        problems.add(
+            location, None, f"unknown placeholder(s) {', '.join(missing)} (known: {', '.join(sorted(values))})"
+        )
+        return template
+    return PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), template)
+
+
+# -- reference (Step Functions) format ----------------------------------------------------
+
+
+def _parse_reference(document: dict[str, Any], options: ManifestOptions, problems: _Collector) -> dict[str, Any]:
+    rows = document.get("flowcellSamples")
+    if not isinstance(rows, list):
+        problems.add("manifest", "flowcellSamples", "must be a list of samples")
+        rows = []
+    mapping = options.parameter_map or DEFAULT_PARAMETER_MAPS["reference"]
+    samples = []
+    for index, row in enumerate(rows):
+        where = f"flowcellSamples[{index}]"
+        if not isinstance(row, dict):
+            problems.add(where, None, "must be an object")
+            continue
+        sample_id = problems.require(row, "sampleId", where)
+        fastq = problems.s3_uri(problems.require(row, "fastqFileRef", where), where, "fastqFileRef")
+        workflow = problems.workflow_id(
+            problems.require(row, "ahoSampleWorkflowId", where) if not options.workflow_id else options.workflow_id,
+            where,
+            "ahoSampleWorkflowId",
+        )
+        output = problems.s3_uri(
+            problems.require(row, "OutputS3path", where) if not options.output_uri else options.output_uri,
+            where,
+            "OutputS3path",
+        )
+        if sample_id and fastq and workflow and output:
+            values = {"sample_id": sample_id, "fastq": fastq, "fastq_1": fastq}
+            samples.append(
+                {
+                    "sample_id": sample_id,
+                    "workflow_id": workflow,
+                    "output_uri": output,
+                    "parameters": render_parameters(mapping, values, f"{where} parameters", problems),
+                    "inputs": [fastq],
+                    "location": where,
+                }
+            )
+    qc = None
+    qc_doc = document.get("qcWorkflow")
+    if qc_doc is not None:
+        where = "qcWorkflow"
+        if not isinstance(qc_doc, dict):
+            problems.add(where, None, "must be an object")
+        else:
+            qc_file = problems.s3_uri(problems.require(qc_doc, "qcWorkflowFileRef", where), where, "qcWorkflowFileRef")
+            qc_workflow = problems.workflow_id(
+                options.qc_workflow_id or problems.require(qc_doc, "ahoQcWorkflowId", where), where, "ahoQcWorkflowId"
+            )
+            qc_output = problems.s3_uri(problems.require(qc_doc, "OutputS3path", where), where, "OutputS3path")
+            if qc_file and qc_workflow and qc_output:
+                qc = {
+                    "workflow_id": qc_workflow,
+                    "output_uri": qc_output,
+                    "parameters": render_parameters(DEFAULT_QC_PARAMETER_MAP, {"qc_file": qc_file}, where, problems),
+                }
+    return {"samples": samples, "qc": qc, "defaults": {}, "notification": {}, "flowcell_id": None}
+
+
+# -- native format -----------------------------------------------------------------------
+
+
+@cache
+def native_schema() -> dict[str, Any]:
+    """The JSON Schema of the native manifest format (shipped with the package)."""
+    text = resources.files("healthomics.manifest").joinpath("schema/flowcell-manifest.schema.json").read_text()
+    return dict(json.loads(text))
+
+
+def _json_path(path: Any) -> str:
+    out = "manifest"
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _parse_native(document: dict[str, Any], options: ManifestOptions, problems: _Collector) -> dict[str, Any]:
+    for error in sorted(Draft202012Validator(native_schema()).iter_errors(document), key=lambda e: list(e.path)):
+        problems.add(_json_path(error.path), None, error.message)
+    if problems.problems:
+        return {}
+    workflow = document.get("workflow", {})
+    defaults = dict(document.get("run_defaults", {}))
+    default_parameters = defaults.pop("parameters", {})
+    default_output = options.output_uri or defaults.pop("output_uri", None)
+    defaults.pop("output_uri", None)
+    defaults["workflow_type"] = workflow.get("type", "PRIVATE")
+    if workflow.get("version"):
+        defaults["workflow_version_name"] = workflow["version"]
+    samples = []
+    for index, entry in enumerate(document["samples"]):
+        where = f"samples[{index}]"
+        workflow_id = problems.workflow_id(
+            options.workflow_id or entry.get("workflow_id") or workflow.get("id"), where, "workflow_id"
+        )
+        if workflow_id is None and not (entry.get("workflow_id") or workflow.get("id")):
+            problems.add(where, "workflow_id", "no workflow: set workflow.id or the sample's workflow_id")
+        output = entry.get("output_uri") or default_output
+        if not output:
+            problems.add(where, "output_uri", "no output location: set run_defaults.output_uri or the sample's")
+        problems.s3_uri(output, where, "output_uri")
+        parameters = {**default_parameters, **entry.get("parameters", {})}
+        samples.append(
+            {
+                "sample_id": entry["sample_id"],
+                "workflow_id": workflow_id,
+                "output_uri": output,
+                "parameters": parameters,
+                "name": entry.get("name"),
+                "priority": entry.get("priority"),
+                "tags": entry.get("tags", {}),
+                "inputs": sorted(_s3_values(parameters)),
+                "location": where,
+            }
+        )
+    qc = None
+    if document.get("qc"):
+        qc_doc = document["qc"]
+        qc = {
+            "workflow_id": problems.workflow_id(options.qc_workflow_id or qc_doc["workflow_id"], "qc", "workflow_id"),
+            "output_uri": problems.s3_uri(qc_doc["output_uri"], "qc", "output_uri"),
+            "parameters": qc_doc.get("parameters", {}),
+            "samples_parameter": qc_doc.get("samples_parameter", "samples"),
+            "policy": {"min_completed_fraction": qc_doc.get("min_completed_fraction", 1.0)},
+        }
+    return {
+        "samples": samples,
+        "qc": qc,
+        "defaults": defaults,
+        "notification": document.get("notification", {}),
+        "flowcell_id": document.get("flowcell_id"),
+    }
+
+
+def _s3_values(value: Any) -> set[str]:
+    if isinstance(value, str):
+        return {value} if value.startswith("s3://") else set()
+    if isinstance(value, dict):
+        return set().union(*(_s3_values(v) for v in value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*(_s3_values(v) for v in value)) if value else set()
+    return set()
+
+
+# -- nf-core style samplesheet -------------------------------------------------------------
+
+
+def _parse_samplesheet(text: str, options: ManifestOptions, problems: _Collector) -> dict[str, Any]:
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    columns = [c.strip() for c in (reader.fieldnames or [])]
+    for required in ("sample", "fastq_1"):
+        if required not in columns:
+            problems.add("header", required, f"required column is missing (columns: {', '.join(columns) or 'none'})")
+    if problems.problems:
+        return {}
+    if not options.workflow_id:
+        problems.add("manifest", "workflow_id", "a samplesheet names no workflow: give the workflow_id parameter")
+    if not options.output_uri:
+        problems.add("manifest", "output_uri", "a samplesheet names no output location: give the output_uri parameter")
+    extra = [c for c in columns if c not in ("sample", "fastq_1", "fastq_2")]
+    lanes: dict[str, list[tuple[int, dict[str, str]]]] = {}
+    seen_files: dict[str, int] = {}
+    for row_number, raw in enumerate(reader, start=2):
+        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+        where = f"row {row_number}"
+        if not any(row.values()):
+            continue
+        sample = row.get("sample", "")
+        if not sample:
+            problems.add(where, "sample", "required field is missing or empty")
+            continue
+        if " " in sample:
+            problems.add(where, "sample", f"sample names cannot contain spaces: {sample!r}")
+        for column in ("fastq_1", "fastq_2"):
+            value = row.get(column, "")
+            if column == "fastq_1" and not value:
+                problems.add(where, column, "required field is missing or empty")
+            elif value:
+                problems.s3_uri(value, where, column)
+                if value in seen_files:
+                    problems.add(where, column, f"{value} is already listed in row {seen_files[value]}")
+                seen_files.setdefault(value, row_number)
+        lanes.setdefault(sample, []).append((row_number, row))
+    samples = []
+    mapping = options.parameter_map or DEFAULT_PARAMETER_MAPS["samplesheet"]
+    for sample_id, rows in lanes.items():
+        first_row = rows[0][0]
+        where = f"row {first_row}"
+        paired = {bool(r.get("fastq_2")) for _, r in rows}
+        if len(paired) > 1:
+            problems.add(where, "fastq_2", f"sample {sample_id} mixes single-end and paired-end lanes")
+        fastq_1 = [r["fastq_1"] for _, r in rows if r.get("fastq_1")]
+        fastq_2 = [r["fastq_2"] for _, r in rows if r.get("fastq_2")]
+        values: dict[str, Any] = {
+            "sample_id": sample_id,
+            "fastq_1": fastq_1[0] if len(fastq_1) == 1 else fastq_1,
+            "fastq_2": (fastq_2[0] if len(fastq_2) == 1 else fastq_2) if fastq_2 else None,
+            "lanes": len(rows),
+        }
+        values["fastq"] = values["fastq_1"]
+        for column in extra:
+            distinct = {r.get(column, "") for _, r in rows}
+            if len(distinct) > 1:
+                problems.add(where, column, f"lanes of sample {sample_id} disagree: {sorted(distinct)}")
+            values[column] = rows[0][1].get(column, "")
+        parameters = render_parameters(mapping, values, f"{where} parameters", problems)
+        if isinstance(parameters, dict):
+            parameters = {k: v for k, v in parameters.items() if v is not None}
+            for column in extra:
+                parameters.setdefault(column, values[column])
+        samples.append(
+            {
+                "sample_id": sample_id,
+                "workflow_id": problems.workflow_id(options.workflow_id, where, "workflow_id")
+                if options.workflow_id
+                else None,
+                "output_uri": options.output_uri,
+                "parameters": parameters,
+                "inputs": fastq_1 + fastq_2,
+                "location": where,
+            }
+        )
+    return {"samples": samples, "qc": None, "defaults": {}, "notification": {}, "flowcell_id": None}
+
+
+# -- common checks and assembly ---------------------------------------------------------------
+
+
+def _common_checks(samples: list[dict[str, Any]], options: ManifestOptions, problems: _Collector) -> None:
+    if not samples and not problems.problems:
+        problems.add("manifest", "samples", "the manifest lists no samples")
+    if len(samples) > MAX_SAMPLES:
+        problems.add("manifest", "samples", f"{len(samples)} samples; a run batch takes at most {MAX_SAMPLES}")
+    first_seen: dict[str, str] = {}
+    for sample in samples:
+        sample_id, where = sample["sample_id"], sample["location"]
+        if not SAMPLE_ID.match(sample_id):
+            problems.add(where, "sample_id", f"must be 1-{MAX_ID_LENGTH} printable characters: {sample_id!r}")
+        if sample_id in first_seen:
+            problems.add(where, "sample_id", f"duplicate sample id {sample_id!r} (first at {first_seen[sample_id]})")
+        first_seen.setdefault(sample_id, where)
+        output = sample.get("output_uri")
+        if (
+            output
+            and options.allowed_output_prefixes
+            and not any(output.startswith(prefix) for prefix in options.allowed_output_prefixes)
+        ):
+            problems.add(
+                where,
+                "output_uri",
+                f"{output} is outside the allowed output prefixes ({', '.join(options.allowed_output_prefixes)})",
+            )
+
+
+def parse_manifest(
+    raw: bytes | str | dict[str, Any], options: ManifestOptions | None = None, source_uri: str | None = None
+) -> FlowcellManifest:
+    """Parse and validate a manifest; raise :class:`ManifestError` listing every problem."""
+    options = options or ManifestOptions()
+    problems = _Collector()
+    if isinstance(raw, dict):
+        document: Any = raw
+        text = None
+        content = json.dumps(raw, sort_keys=True).encode()
+    else:
+        content = raw if isinstance(raw, bytes) else raw.encode()
+        try:
+            text = content.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ManifestError([Problem(location="manifest", message=f"not UTF-8 text: {err}")], source_uri) from err
+        document = None
+        if text.lstrip().startswith(("{", "[")):
+            try:
+                document = json.loads(text)
+            except ValueError as err:
+                raise ManifestError(
+                    [Problem(location="manifest", message=f"not valid JSON: {err}")], source_uri
+                ) from err
+    fmt = _detect(document, text, source_uri)
+    if fmt is None:
+        raise ManifestError(
+            [
+                Problem(
+                    location="manifest",
+                    message="unrecognised format: expected a JSON object with "
+                    "'flowcellSamples' or 'samples', or a CSV samplesheet with a 'sample' column",
+                )
+            ],
+            source_uri,
+        )
+    if fmt == "reference":
+        parsed = _parse_reference(document, options, problems)
+    elif fmt == "native":
+        parsed = _parse_native(document, options, problems)
+    else:
+        assert text is not None
+        parsed = _parse_samplesheet(text, options, problems)
+    samples = parsed.get("samples", [])
+    _common_checks(samples, options, problems)
+
+    flowcell_id = options.flowcell_id or parsed.get("flowcell_id") or _flowcell_from_uri(source_uri)
+    if not flowcell_id:
+        problems.add("manifest", "flowcell_id", "no flowcell id: give the flowcell_id parameter")
+    defaults = {**parsed.get("defaults", {}), **options.run_defaults}
+    if options.role_arn:
+        defaults["role_arn"] = options.role_arn
+    if not defaults.get("role_arn"):
+        problems.add("manifest", "role_arn", "no run role: give the role_arn parameter or run_defaults.role_arn")
+    elif not ROLE_ARN.match(defaults["role_arn"]):
+        problems.add("manifest", "role_arn", f"not an IAM role ARN: {defaults['role_arn']!r}")
+    notification = {**parsed.get("notification", {})}
+    if options.sns_topic_arn:
+        notification["sns_topic_arn"] = options.sns_topic_arn
+    if options.report_uri:
+        notification["report_uri"] = options.report_uri
+    qc = parsed.get("qc")
+    if qc is not None and options.qc_min_completed_fraction is not None:
+        qc.setdefault("policy", {})["min_completed_fraction"] = options.qc_min_completed_fraction
+    if problems.problems:
+        raise ManifestError(problems.problems, source_uri)
+    try:
+        return FlowcellManifest(
+            flowcell_id=str(flowcell_id),
+            source_format=fmt,
+            source_uri=source_uri,
+            sha256=hashlib.sha256(content).hexdigest(),
+            defaults=RunDefaults(**defaults),
+            samples=[Sample(**{k: v for k, v in s.items() if k != "location" and v is not None}) for s in samples],
+            qc=QcSpec(**{**qc, "policy": QcPolicy(**qc.get("policy", {}))}) if qc else None,
+            notification=Notification(**notification),
+        )
+    except ValidationError as err:
+        raise ManifestError(
+            [
+                Problem(location=".".join(str(p) for p in e["loc"]) or "manifest", message=e["msg"])
+                for e in err.errors()
+            ],
+            source_uri,
+        ) from err

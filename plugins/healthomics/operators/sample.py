@@ -1,0 +1,241 @@
+"""Bring one sample of a flowcell to a COMPLETED run: wait for its batch run, or start another."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils import validate_execute_complete_event
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.providers.common.compat.sdk import conf
+from botocore.exceptions import ClientError
+
+from healthomics.exceptions import HealthOmicsRunFailedError, HealthOmicsSubmissionError
+from healthomics.hooks.omics import (
+    RUN_FAILURE_STATES,
+    RUN_SUCCESS_STATES,
+    HealthOmicsHook,
+    error_code,
+    run_summary,
+)
+from healthomics.links.omics import HealthOmicsRunLink, HealthOmicsRunLogsLink, HealthOmicsRunOutputLink
+from healthomics.triggers.base import deadline_after
+from healthomics.triggers.run import HealthOmicsRunTrigger
+from healthomics.utils.idempotency import provenance_tags
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+# task_state_store key: which attempt (and run) this sample is on. Survives retries and clears.
+STATE_KEY = "healthomics_sample"
+FAILURE_XCOM = "failure"
+
+
+class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
+    """
+    Get one sample to a COMPLETED HealthOmics run, and wait for it (deferrable).
+
+    ``sample`` describes the sample (see :func:`healthomics.flowcell.plan.sample_entries`):
+    ``sample_id``, the StartRun ``request``, its ``idempotency_key``, and either the
+    ``batch_run`` a run batch started for it or the ``submission_failure`` the batch reported.
+
+    * First execution: waits for the batch run (success only if it COMPLETED), fails with the
+      service's reason if the batch could not submit it, or — with no batch — starts the run.
+    * A retry or a cleared task: a COMPLETED run is reused and nothing starts; a live run is
+      waited on again; after a FAILED/CANCELLED/DELETED run (or a refused submission) the next
+      attempt is started with StartRun and a new attempt-specific ``requestId`` (the manifest's
+      run cache, if any, lets it resume from cached task results).
+
+    The result (XCom ``return_value``) is the run summary with ``sample_id`` and ``attempt``.
+    A failure also leaves XCom ``failure`` (status, reason, message) for the QC gate and report.
+    Waiting runs of one batch share one ListRuns poll in the triggerer; a COMPLETED run ends
+    the task from the triggerer, a failure comes back to the task to be reported.
+
+    :param sample: the sample's entry (templated; usually an expanded XCom).
+    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
+    :param poll_interval: seconds between status polls.
+    :param max_wait: how long to wait for a run.
+    :param cancel_on_kill: cancel the sample's live run when the task is killed.
+
+    Connection arguments (``aws_conn_id``, ``region_name``, ``verify``, ``botocore_config``)
+    as in the amazon provider.
+    """
+
+    aws_hook_class = HealthOmicsHook
+    template_fields: Sequence[str] = aws_template_fields("sample")
+    template_fields_renderers = {"sample": "json"}
+    operator_extra_links = (HealthOmicsRunLink(), HealthOmicsRunLogsLink(), HealthOmicsRunOutputLink())
+    ui_color = "#d5ecf6"
+
+    def __init__(
+        self,
+        *,
+        sample: dict[str, Any],
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 60,
+        max_wait: timedelta | None = timedelta(days=7),
+        cancel_on_kill: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sample = sample
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.max_wait = max_wait
+        self.cancel_on_kill = cancel_on_kill
+        self.run_id: str | None = None
+
+    # -- which run, which attempt ------------------------------------------------
+
+    def _current_run(self, run_id: str | None) -> dict[str, Any] | None:
+        if not run_id:
+            return None
+        try:
+            return self.hook.get_run(run_id)
+        except ClientError as err:
+            if error_code(err) == "ResourceNotFoundException":
+                return None
+            raise
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        sample = self.sample
+        store = context.get("task_state_store")
+        state = store.get(STATE_KEY) if store is not None else None
+        batch_run = sample.get("batch_run")
+
+        def remember(attempt: int, run_id: str | None, request_id: str | None = None) -> None:
+            if store is not None:
+                store.set(STATE_KEY, {"attempt": attempt, "runId": run_id, "requestId": request_id})
+
+        if not isinstance(state, dict):
+            # First execution: the run batch owns attempt 1.
+            if batch_run:
+                remember(1, batch_run["id"])
+                run = self._current_run(batch_run["id"])
+                if run is None:
+                    self._fail(context, {"status": "DELETED", "id": batch_run["id"]}, "the batch run no longer exists")
+                return self._follow(context, run, attempt=1, batch_id=batch_run.get("batchId"))
+            if sample.get("submission_failure"):
+                remember(1, None)
+                failure = sample["submission_failure"]
+                self._fail(
+                    context,
+                    {"status": "NOT_SUBMITTED", "failureReason": failure.get("reason")},
+                    f"the run batch did not submit it: {failure.get('reason')}: {failure.get('message')}",
+                )
+            state = {"attempt": 1, "runId": None}
+        else:
+            attempt = int(str(state["attempt"]))
+            run = self._current_run(str(state["runId"]) if state.get("runId") else None)
+            if run is not None and run["status"] not in RUN_FAILURE_STATES:
+                self.log.info("Sample %s: resuming with run %s (%s)", sample["sample_id"], run["id"], run["status"])
+                return self._follow(context, run, attempt=attempt, batch_id=run.get("batchId"))
+            # A submit whose outcome was never recorded (the worker died) is repeated as is: same
+            # requestId, same run. Anything else that ended without a usable run moves on.
+            crashed_mid_submit = not state.get("runId") and state.get("requestId")
+            state = {"attempt": attempt if crashed_mid_submit else attempt + 1}
+
+        # Start (or find again) the run of this attempt; a repeat gets the same run back.
+        request = {**sample["request"], "tags": {**sample["request"].get("tags", {}), **provenance_tags(context)}}
+        run, attempt = self.hook.start_run_idempotently(
+            request,
+            sample["idempotency_key"],
+            first_attempt=int(str(state["attempt"])),
+            before_submit=lambda attempt, token: remember(attempt, None, token),
+        )
+        remember(attempt, run["id"])
+        return self._follow(context, run, attempt=attempt, batch_id=None)
+
+    # -- waiting and finishing -------------------------------------------------------
+
+    def _follow(self, context: Context, run: dict[str, Any], attempt: int, batch_id: str | None) -> dict[str, Any]:
+        self.run_id = run["id"]
+        summary = {**run_summary(run), "sample_id": self.sample["sample_id"], "attempt": attempt}
+        self._persist_links(context, summary)
+        if run["status"] in RUN_SUCCESS_STATES:
+            return summary
+        if run["status"] in RUN_FAILURE_STATES:
+            self._fail(context, summary, None)
+        if not self.deferrable:
+            try:
+                finished = self.hook.wait_for_run(
+                    run["id"],
+                    poll_interval=self.poll_interval,
+                    timeout=self.max_wait.total_seconds() if self.max_wait else None,
+                )
+            except HealthOmicsRunFailedError as err:
+                self._fail(
+                    context,
+                    {
+                        **summary,
+                        "status": err.status,
+                        "failureReason": err.failure_reason,
+                        "statusMessage": err.status_message,
+                    },
+                    None,
+                )
+            return {**summary, **run_summary(finished)}
+        self.defer(
+            trigger=HealthOmicsRunTrigger(
+                run_id=run["id"],
+                run_details=summary,
+                batch_id=batch_id,
+                poll_interval=self.poll_interval,
+                deadline=deadline_after(self.max_wait),
+                end_from_trigger=True,
+                resume_on_failure=True,
+                cancel_on_kill=self.cancel_on_kill,
+                aws_conn_id=self.aws_conn_id,
+                region_name=self.region_name,
+                verify=self.verify,
+                botocore_config=self.botocore_config,
+            ),
+            method_name="execute_complete",
+            timeout=self.max_wait,
+        )
+        raise AssertionError("defer() does not return")  # pragma: no cover
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        validated = validate_execute_complete_event(event)
+        run = dict(validated.get("run", {}))
+        if validated.get("status") == "success":
+            return run
+        self._fail(context, run, validated.get("message"))
+
+    def _fail(self, context: Context, run: dict[str, Any], message: str | None) -> NoReturn:
+        """Record the failure for the QC gate and the report, then fail the task (retryable)."""
+        failure = {
+            "sample_id": self.sample["sample_id"],
+            "id": run.get("id"),
+            "status": run.get("status", "FAILED"),
+            "failureReason": run.get("failureReason"),
+            "statusMessage": message or run.get("statusMessage"),
+            "attempt": run.get("attempt"),
+        }
+        context["ti"].xcom_push(key=FAILURE_XCOM, value=failure)
+        if failure["status"] == "NOT_SUBMITTED":
+            raise HealthOmicsSubmissionError(f"Sample {self.sample['sample_id']}: {message}")
+        raise HealthOmicsRunFailedError(
+            str(failure["id"]), failure["status"], failure["failureReason"], failure["statusMessage"]
+        )
+
+    def _persist_links(self, context: Context, summary: dict[str, Any]) -> None:
+        region, partition = self.hook.conn_region_name, self.hook.conn_partition
+        for link in (HealthOmicsRunLink, HealthOmicsRunLogsLink):
+            link.persist(
+                context=context, operator=self, region_name=region, aws_partition=partition, run_id=summary["id"]
+            )
+        if summary.get("runOutputUri"):
+            HealthOmicsRunOutputLink.persist(
+                context=context,
+                operator=self,
+                region_name=region,
+                aws_partition=partition,
+                run_output_uri=summary["runOutputUri"],
+            )
+
+    def on_kill(self) -> None:
+        if self.cancel_on_kill and self.run_id:
+            self.hook.cancel_run(self.run_id)
