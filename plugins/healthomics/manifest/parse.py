@@ -181,12 +181,15 @@ def _parse_reference(document: dict[str, Any], options: ManifestOptions, problem
         rows = []
     mapping = options.parameter_map or DEFAULT_PARAMETER_MAPS["reference"]
     samples = []
+    ids: list[tuple[str, str]] = []
     for index, row in enumerate(rows):
         where = f"flowcellSamples[{index}]"
         if not isinstance(row, dict):
             problems.add(where, None, "must be an object")
             continue
         sample_id = problems.require(row, "sampleId", where)
+        if sample_id:
+            ids.append((sample_id, where))
         fastq = problems.s3_uri(problems.require(row, "fastqFileRef", where), where, "fastqFileRef")
         workflow = problems.workflow_id(
             problems.require(row, "ahoSampleWorkflowId", where) if not options.workflow_id else options.workflow_id,
@@ -228,7 +231,7 @@ def _parse_reference(document: dict[str, Any], options: ManifestOptions, problem
                     "output_uri": qc_output,
                     "parameters": render_parameters(DEFAULT_QC_PARAMETER_MAP, {"qc_file": qc_file}, where, problems),
                 }
-    return {"samples": samples, "qc": qc, "defaults": {}, "notification": {}, "flowcell_id": None}
+    return {"samples": samples, "ids": ids, "qc": qc, "defaults": {}, "notification": {}, "flowcell_id": None}
 
 
 # -- native format -----------------------------------------------------------------------
@@ -299,6 +302,7 @@ def _parse_native(document: dict[str, Any], options: ManifestOptions, problems: 
         }
     return {
         "samples": samples,
+        "ids": [(s["sample_id"], s["location"]) for s in samples],
         "qc": qc,
         "defaults": defaults,
         "notification": document.get("notification", {}),
@@ -394,25 +398,30 @@ def _parse_samplesheet(text: str, options: ManifestOptions, problems: _Collector
                 "location": where,
             }
         )
-    return {"samples": samples, "qc": None, "defaults": {}, "notification": {}, "flowcell_id": None}
+    ids = [(s["sample_id"], s["location"]) for s in samples]
+    return {"samples": samples, "ids": ids, "qc": None, "defaults": {}, "notification": {}, "flowcell_id": None}
 
 
 # -- common checks and assembly ---------------------------------------------------------------
 
 
-def _common_checks(samples: list[dict[str, Any]], options: ManifestOptions, problems: _Collector) -> None:
-    if not samples and not problems.problems:
+def _common_checks(
+    samples: list[dict[str, Any]], ids: list[tuple[str, str]], options: ManifestOptions, problems: _Collector
+) -> None:
+    """Checks over every sample id seen (even in rows with other problems) and every valid sample."""
+    if not ids and not problems.problems:
         problems.add("manifest", "samples", "the manifest lists no samples")
-    if len(samples) > MAX_SAMPLES:
-        problems.add("manifest", "samples", f"{len(samples)} samples; a run batch takes at most {MAX_SAMPLES}")
+    if len(ids) > MAX_SAMPLES:
+        problems.add("manifest", "samples", f"{len(ids)} samples; a run batch takes at most {MAX_SAMPLES}")
     first_seen: dict[str, str] = {}
-    for sample in samples:
-        sample_id, where = sample["sample_id"], sample["location"]
+    for sample_id, where in ids:
         if not SAMPLE_ID.match(sample_id):
             problems.add(where, "sample_id", f"must be 1-{MAX_ID_LENGTH} printable characters: {sample_id!r}")
         if sample_id in first_seen:
             problems.add(where, "sample_id", f"duplicate sample id {sample_id!r} (first at {first_seen[sample_id]})")
         first_seen.setdefault(sample_id, where)
+    for sample in samples:
+        where = sample["location"]
         output = sample.get("output_uri")
         if (
             output
@@ -470,7 +479,7 @@ def parse_manifest(
         assert text is not None
         parsed = _parse_samplesheet(text, options, problems)
     samples = parsed.get("samples", [])
-    _common_checks(samples, options, problems)
+    _common_checks(samples, parsed.get("ids", []), options, problems)
 
     flowcell_id = options.flowcell_id or parsed.get("flowcell_id") or _flowcell_from_uri(source_uri)
     if not flowcell_id:

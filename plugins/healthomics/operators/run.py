@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
-from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
 
@@ -16,6 +15,7 @@ from healthomics.hooks.omics import RUN_FAILURE_STATES, RUN_SUCCESS_STATES, Heal
 from healthomics.links.omics import HealthOmicsRunLink, HealthOmicsRunLogsLink, HealthOmicsRunOutputLink
 from healthomics.triggers.base import deadline_after
 from healthomics.triggers.run import HealthOmicsRunTrigger
+from healthomics.utils.events import run_event
 from healthomics.utils.idempotency import default_idempotency_key, provenance_tags
 
 if TYPE_CHECKING:
@@ -186,8 +186,8 @@ class HealthOmicsStartRunOperator(AwsBaseOperator[HealthOmicsHook]):
         )
         return {**summary, **run_summary(finished)}
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        validated = validate_execute_complete_event(event)
+    def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> dict[str, Any]:
+        validated = run_event(event, self.hook, context)
         run = validated.get("run", {})
         if validated.get("status") != "success":
             raise HealthOmicsRunFailedError(

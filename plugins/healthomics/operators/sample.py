@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
-from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
 from botocore.exceptions import ClientError
@@ -23,6 +22,7 @@ from healthomics.hooks.omics import (
 from healthomics.links.omics import HealthOmicsRunLink, HealthOmicsRunLogsLink, HealthOmicsRunOutputLink
 from healthomics.triggers.base import deadline_after
 from healthomics.triggers.run import HealthOmicsRunTrigger
+from healthomics.utils.events import run_event
 from healthomics.utils.idempotency import provenance_tags
 
 if TYPE_CHECKING:
@@ -197,9 +197,14 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
         )
         raise AssertionError("defer() does not return")  # pragma: no cover
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        validated = validate_execute_complete_event(event)
-        run = dict(validated.get("run", {}))
+    def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> dict[str, Any]:
+        validated = run_event(event, self.hook, context)
+        store = context.get("task_state_store")
+        state = store.get(STATE_KEY) if store is not None else None
+        known = {"sample_id": self.sample["sample_id"]}
+        if isinstance(state, dict):
+            known["attempt"] = state.get("attempt")
+        run = {**known, **dict(validated.get("run", {}))}
         if validated.get("status") == "success":
             return run
         self._fail(context, run, validated.get("message"))

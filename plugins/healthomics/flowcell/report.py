@@ -1,0 +1,142 @@
+"""The flowcell report: per-sample table, QC outcome and console/log/output links, as JSON and text."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import Any
+
+from airflow.providers.amazon.aws.links.base_aws import BaseAwsLink
+
+from healthomics.flowcell.outcomes import SampleOutcome
+from healthomics.links.omics import HealthOmicsRunLink, HealthOmicsRunLogsLink, HealthOmicsRunOutputLink
+
+SUCCESS = "SUCCESS"
+FAILED = "FAILED"
+DRY_RUN = "DRY_RUN"
+INVALID_MANIFEST = "INVALID_MANIFEST"
+
+
+def run_links(region: str, partition: str, run_id: str | None, run_output_uri: str | None) -> dict[str, str]:
+    """Console, log and output URLs of a run (the same ones the task's extra links show)."""
+    if not run_id:
+        return {}
+    common = {"region_name": region, "aws_domain": BaseAwsLink.get_aws_domain(partition) or "aws.amazon.com"}
+    links = {
+        "console": HealthOmicsRunLink().format_link(run_id=run_id, **common),
+        "logs": HealthOmicsRunLogsLink().format_link(run_id=run_id, **common),
+    }
+    if run_output_uri:
+        links["outputs"] = HealthOmicsRunOutputLink().format_link(run_output_uri=run_output_uri, **common)
+    return links
+
+
+def build_report(
+    *,
+    plan: dict[str, Any],
+    dag_id: str,
+    dag_run_id: str,
+    outcomes: list[SampleOutcome],
+    qc: dict[str, Any],
+    region: str,
+    partition: str,
+) -> dict[str, Any]:
+    """The report as a JSON document."""
+    dry_run = bool(plan.get("dry_run"))
+    counts = Counter(o.status for o in outcomes)
+    all_completed = bool(outcomes) and counts.get("COMPLETED", 0) == len(outcomes)
+    qc_ok = qc.get("status") in ("COMPLETED", "NOT_CONFIGURED")
+    status = DRY_RUN if dry_run else (SUCCESS if all_completed and qc_ok else FAILED)
+    return {
+        "flowcell_id": plan["flowcell_id"],
+        "status": status,
+        "dag_id": dag_id,
+        "dag_run_id": dag_run_id,
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(),
+        "manifest": {
+            "uri": plan["manifest"].get("source_uri"),
+            "format": plan["manifest"]["source_format"],
+            "sha256": plan["manifest"]["sha256"],
+        },
+        "submission_mode": plan["mode"],
+        "counts": dict(sorted(counts.items())),
+        "samples": [
+            {**o.as_dict(), "links": run_links(region, partition, o.run_id, o.run_output_uri)} for o in outcomes
+        ],
+        "qc": {**qc, "links": run_links(region, partition, qc.get("run_id"), qc.get("run_output_uri"))},
+    }
+
+
+def invalid_manifest_report(
+    *, flowcell_id: str, manifest_uri: str | None, problems: list[str], dag_id: str, dag_run_id: str
+) -> dict[str, Any]:
+    """The report of a run whose manifest was refused: what is wrong, and that nothing started."""
+    return {
+        "flowcell_id": flowcell_id,
+        "status": INVALID_MANIFEST,
+        "dag_id": dag_id,
+        "dag_run_id": dag_run_id,
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(),
+        "manifest": {"uri": manifest_uri, "format": None, "sha256": None},
+        "submission_mode": "none",
+        "counts": {},
+        "samples": [],
+        "problems": problems,
+        "qc": {"status": "NOT_RUN", "message": "nothing was submitted"},
+    }
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes = int(seconds // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def render_text(report: dict[str, Any]) -> str:
+    """A plain-text version for email (SNS) and logs."""
+    samples = report["samples"]
+    if report["status"] == INVALID_MANIFEST:
+        lines = [
+            f"Flowcell {report['flowcell_id']}: {report['status']} - nothing was submitted",
+            f"DAG run {report['dag_id']} / {report['dag_run_id']}",
+            f"Manifest {report['manifest']['uri'] or '(inline)'}",
+            "",
+            f"{len(report['problems'])} problem(s):",
+            *(f"  - {problem}" for problem in report["problems"]),
+        ]
+        if report.get("report_uri"):
+            lines += ["", f"Full report: {report['report_uri']}"]
+        return "\n".join(lines) + "\n"
+    lines = [
+        f"Flowcell {report['flowcell_id']}: {report['status']}",
+        f"DAG run {report['dag_id']} / {report['dag_run_id']}  ({report['submission_mode']} submission)",
+        f"Manifest {report['manifest']['uri'] or '(inline)'}  sha256 {report['manifest']['sha256'][:12]}",
+        "Samples: " + ", ".join(f"{n} {status}" for status, n in report["counts"].items()),
+        "",
+    ]
+    width = max([len("sample"), *(len(s["sample_id"]) for s in samples)])
+    lines.append(f"{'sample':<{width}}  {'run id':<9}  {'status':<13}  {'duration':>8}  {'try':>3}  message")
+    for s in samples:
+        message = s.get("failure_reason") or ""
+        if s.get("message"):
+            message = f"{message}: {s['message']}" if message else s["message"]
+        lines.append(
+            f"{s['sample_id']:<{width}}  {s.get('run_id') or '-':<9}  {s['status']:<13}  "
+            f"{_duration(s.get('duration_seconds')):>8}  {s.get('attempt') or '-':>3}  {message[:100]}"
+        )
+    qc = report["qc"]
+    lines += ["", f"QC: {qc['status']}" + (f" (run {qc['run_id']})" if qc.get("run_id") else "")]
+    if qc.get("message"):
+        lines.append(f"    {qc['message']}")
+    failed_links = [s for s in samples if s["status"] != "COMPLETED" and s.get("links")]
+    if failed_links or qc.get("links"):
+        lines += ["", "Links:"]
+        for s in failed_links[:50]:
+            lines.append(f"  {s['sample_id']}: console {s['links']['console']}")
+            lines.append(f"  {' ' * len(s['sample_id'])}  logs    {s['links']['logs']}")
+        for name, url in qc.get("links", {}).items():
+            lines.append(f"  QC {name}: {url}")
+    if report.get("report_uri"):
+        lines += ["", f"Full report: {report['report_uri']}"]
+    return "\n".join(lines) + "\n"

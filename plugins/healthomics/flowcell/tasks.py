@@ -1,0 +1,401 @@
+"""The Python callables and Params of the ``healthomics_flowcell`` DAG.
+
+The DAG file wires these together; each is a plain function of the task context, so the
+logic is tested here, not in the DAG file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
+from airflow.sdk import Param, Variable
+
+from healthomics.flowcell.outcomes import SampleOutcome, collect_outcomes, evaluate_policy
+from healthomics.flowcell.plan import BATCH, PER_SAMPLE, SUBMISSION_MODES, TAG_FLOWCELL, batch_groups, sample_entries
+from healthomics.flowcell.report import build_report, invalid_manifest_report, render_text
+from healthomics.hooks.omics import HealthOmicsHook
+from healthomics.manifest import FlowcellManifest, ManifestError, ManifestOptions, parse_manifest
+from healthomics.manifest.checks import check_inputs, check_workflows
+from healthomics.notifications.report import publish_report
+from healthomics.operators.sample import FAILURE_XCOM
+from healthomics.utils.idempotency import fingerprint
+
+log = logging.getLogger(__name__)
+
+# The Airflow AWS connection every task uses (its extra may route omics to a local endpoint).
+AWS_CONN_ID = "aws_default"
+SAMPLE_TASK = "sample"
+QC_GATE_TASK = "qc_gate"
+QC_TASK = "qc"
+POLICY_XCOM = "policy"
+PROBLEMS_XCOM = "problems"
+LOAD_TASK = "load_manifest"
+
+# Deployment settings (Airflow Variables), so nothing account-specific lives in code.
+VAR_ROLE_ARN = "healthomics_run_role_arn"
+VAR_SNS_TOPIC = "healthomics_sns_topic_arn"
+VAR_ALLOWED_OUTPUTS = "healthomics_allowed_output_prefixes"
+
+PARAMS: dict[str, Param] = {
+    "manifest_uri": Param(
+        None,
+        type=["null", "string"],
+        pattern=r"^s3://",
+        title="Manifest in S3",
+        description="s3:// URI of the flowcell manifest: reference JSON, native JSON or a CSV samplesheet.",
+    ),
+    "manifest": Param(
+        None,
+        type=["null", "object", "string"],
+        title="Inline manifest",
+        description="Or paste the manifest itself (JSON object, or CSV text). Ignored if a URI is given.",
+    ),
+    "flowcell_id": Param(
+        None,
+        type=["null", "string"],
+        title="Flowcell id",
+        description="Default: from the manifest, or the manifest's file name.",
+    ),
+    "submission_mode": Param(
+        BATCH,
+        enum=list(SUBMISSION_MODES),
+        title="Submission",
+        description="batch: one StartRunBatch per workflow. per_sample: one StartRun per sample.",
+    ),
+    "workflow_id": Param(
+        None,
+        type=["null", "string"],
+        title="Workflow id",
+        description="Overrides the manifest's workflow (required for a samplesheet).",
+    ),
+    "role_arn": Param(
+        None,
+        type=["null", "string"],
+        title="Run role ARN",
+        description=f"Default: the manifest's, else the Airflow Variable {VAR_ROLE_ARN}.",
+    ),
+    "output_uri": Param(
+        None,
+        type=["null", "string"],
+        title="Output location",
+        description="s3:// prefix for run outputs (required for a samplesheet).",
+    ),
+    "qc_min_completed_fraction": Param(
+        None,
+        type=["null", "number"],
+        minimum=0,
+        maximum=1,
+        title="QC policy",
+        description="Minimum fraction of COMPLETED samples for the QC run. Default: the manifest's, else 1 (all).",
+    ),
+    "sns_topic_arn": Param(
+        None,
+        type=["null", "string"],
+        title="Notify (SNS topic ARN)",
+        description=f"Default: the manifest's, else the Airflow Variable {VAR_SNS_TOPIC}.",
+    ),
+    "report_uri": Param(
+        None,
+        type=["null", "string"],
+        title="Report location",
+        description="s3:// prefix for report.json/report.txt. Default: next to the outputs.",
+    ),
+    "check_inputs": Param(True, type="boolean", title="Check that every input exists before submitting"),
+    "dry_run": Param(
+        False, type="boolean", title="Dry run", description="Validate and show what would be submitted; submit nothing."
+    ),
+}
+
+
+def _omics(context: dict[str, Any]) -> HealthOmicsHook:
+    return HealthOmicsHook(aws_conn_id=AWS_CONN_ID)
+
+
+def _read_manifest(params: dict[str, Any], aws_conn_id: str | None) -> tuple[bytes | str | dict[str, Any], str | None]:
+    if params.get("manifest_uri"):
+        uri = params["manifest_uri"]
+        bucket, key = S3Hook.parse_s3_url(uri)
+        try:
+            body = S3Hook(aws_conn_id=aws_conn_id).get_key(key, bucket_name=bucket).get()["Body"].read()
+        except Exception as err:
+            raise AirflowFailException(f"Cannot read manifest {uri}: {err}") from err
+        return body, uri
+    if params.get("manifest") is not None:
+        return params["manifest"], None
+    raise AirflowFailException("Give a manifest: the manifest_uri parameter (s3://...) or an inline manifest")
+
+
+def load_manifest(**context: Any) -> dict[str, Any]:
+    """Read and validate the whole manifest (and its workflows and inputs); return the plan."""
+    params = context["params"]
+    aws_conn_id = AWS_CONN_ID
+    raw, source = _read_manifest(params, aws_conn_id)
+    options = ManifestOptions(
+        flowcell_id=params.get("flowcell_id"),
+        workflow_id=params.get("workflow_id"),
+        role_arn=params.get("role_arn") or Variable.get(VAR_ROLE_ARN, default=None),
+        output_uri=params.get("output_uri"),
+        qc_min_completed_fraction=params.get("qc_min_completed_fraction"),
+        sns_topic_arn=params.get("sns_topic_arn"),
+        report_uri=params.get("report_uri"),
+        allowed_output_prefixes=json.loads(Variable.get(VAR_ALLOWED_OUTPUTS, default="[]")),
+    )
+    try:
+        manifest = parse_manifest(raw, options, source)
+        problems = check_workflows(manifest, _omics(context))
+        if params.get("check_inputs", True):
+            problems += check_inputs(manifest, S3Hook(aws_conn_id=aws_conn_id))
+        if problems:
+            raise ManifestError(problems, source)
+    except ManifestError as err:
+        # Invalid input is final: no retry, nothing submitted. The problems stay for the report.
+        context["ti"].xcom_push(key=PROBLEMS_XCOM, value=[str(p) for p in err.problems])
+        raise AirflowFailException(str(err)) from err
+    mode = params.get("submission_mode", BATCH)
+    if mode == BATCH and manifest.defaults.workflow_type == "READY2RUN":
+        log.warning("Ready2Run workflows cannot run in a batch: submitting one run per sample")
+        mode = PER_SAMPLE
+    if not manifest.notification.sns_topic_arn:
+        manifest.notification.sns_topic_arn = Variable.get(VAR_SNS_TOPIC, default=None)
+    dag_id = context["ti"].dag_id
+    batches = batch_groups(dag_id, manifest) if mode == BATCH else []
+    plan = {
+        "flowcell_id": manifest.flowcell_id,
+        "mode": mode,
+        "dry_run": bool(params.get("dry_run")),
+        "manifest": manifest.model_dump(mode="json"),
+        "batches": batches,
+        "sample_ids": [s.sample_id for s in manifest.samples],
+    }
+    log.info(
+        "Flowcell %s: %d samples, %s submission%s, workflows %s%s",
+        manifest.flowcell_id,
+        len(manifest.samples),
+        mode,
+        f" in {len(batches)} batch(es)" if batches else "",
+        ", ".join(manifest.workflows()),
+        " (DRY RUN: nothing will be submitted)" if plan["dry_run"] else "",
+    )
+    for sample in manifest.samples:
+        log.info(
+            "  %s -> workflow %s, outputs %s, parameters %s",
+            sample.sample_id,
+            sample.workflow_id,
+            sample.output_uri,
+            json.dumps(sample.parameters),
+        )
+    return plan
+
+
+def proceed(plan: dict[str, Any]) -> bool:
+    """False on a dry run: everything that would submit is skipped."""
+    return not plan["dry_run"]
+
+
+def batches_of(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run batches to submit (empty for one run per sample, or a dry run)."""
+    return [] if plan["dry_run"] else list(plan["batches"])
+
+
+def entries_for_samples(plan: dict[str, Any], submitted: Any, **context: Any) -> list[dict[str, Any]]:
+    """One entry per sample for the mapped sample tasks (joined with the batch results)."""
+    manifest = FlowcellManifest(**plan["manifest"])
+    results = [r for r in (submitted or []) if r]
+    return sample_entries(context["ti"].dag_id, manifest, results)
+
+
+# -- after the samples -----------------------------------------------------------------------
+
+
+def _task_states(context: dict[str, Any], task_ids: list[str]) -> dict[str, str | None]:
+    ti = context["ti"]
+    states = ti.get_task_states(dag_id=ti.dag_id, task_ids=task_ids, run_ids=[ti.run_id])
+    return dict(states.get(ti.run_id, {}))
+
+
+def _pull_mapped(context: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """Every value of ``key`` the mapped sample tasks left, in one pull (each carries its sample id).
+
+    Without ``map_indexes`` Airflow returns what exists; a single value comes back bare.
+    """
+    pulled = context["ti"].xcom_pull(task_ids=SAMPLE_TASK, key=key)
+    if pulled is None:
+        return []
+    values = [pulled] if isinstance(pulled, dict) else list(pulled)
+    return [v for v in values if isinstance(v, dict) and v.get("sample_id")]
+
+
+def sample_outcomes(plan: dict[str, Any], context: dict[str, Any]) -> list[SampleOutcome]:
+    """Each sample's outcome, read from the mapped sample tasks' states and XComs."""
+    sample_ids = plan["sample_ids"]
+    if plan["dry_run"]:
+        return [SampleOutcome(s, "NOT_RUN", message="dry run") for s in sample_ids]
+    results = {r["sample_id"]: r for r in _pull_mapped(context, "return_value")}
+    failures = {f["sample_id"]: f for f in _pull_mapped(context, FAILURE_XCOM)}
+    states = _task_states(context, [SAMPLE_TASK])
+    return collect_outcomes(
+        sample_ids,
+        [results.get(s) for s in sample_ids],
+        [failures.get(s) for s in sample_ids],
+        [states.get(f"{SAMPLE_TASK}_{i}") for i in range(len(sample_ids))],
+    )
+
+
+def _plan(context: dict[str, Any]) -> dict[str, Any] | None:
+    """The plan load_manifest returned; None if the manifest was invalid or unreadable."""
+    plan = context["ti"].xcom_pull(task_ids=LOAD_TASK)
+    return dict(plan) if plan else None
+
+
+def qc_gate(**context: Any) -> dict[str, Any]:
+    """Run only after every sample finished: apply the QC policy and prepare the QC run."""
+    plan = _plan(context)
+    if plan is None:
+        raise AirflowSkipException("no valid manifest")
+    if plan["dry_run"]:
+        raise AirflowSkipException("dry run")
+    manifest = FlowcellManifest(**plan["manifest"])
+    if manifest.qc is None:
+        raise AirflowSkipException("the manifest configures no QC workflow")
+    outcomes = sample_outcomes(plan, context)
+    decision = evaluate_policy(outcomes, manifest.qc.policy)
+    context["ti"].xcom_push(key=POLICY_XCOM, value=decision.explanation)
+    if not decision.passed:
+        raise AirflowFailException(f"QC policy not met: {decision.explanation}")
+    log.info("QC policy met: %s", decision.explanation)
+    completed = [
+        {"sample_id": o.sample_id, "run_id": o.run_id, "run_uuid": o.uuid, "output_uri": o.run_output_uri}
+        for o in outcomes
+        if o.completed
+    ]
+    # The list can be far larger than the 50 KB a run's parameters may hold: it goes to S3
+    # (content-addressed, so a repeated gate writes the same object) and the run gets its URI.
+    digest = fingerprint(completed)[:16]
+    samples_uri = f"{manifest.qc.output_uri.rstrip('/')}/qc-inputs/{manifest.flowcell_id}/{digest}.json"
+    s3 = S3Hook(aws_conn_id=AWS_CONN_ID)
+    bucket, key = S3Hook.parse_s3_url(samples_uri)
+    if not s3.check_for_key(key, bucket_name=bucket):
+        s3.load_string(
+            json.dumps({"flowcell_id": manifest.flowcell_id, "samples": completed}), key=key, bucket_name=bucket
+        )
+    run_options = {
+        k: v for k, v in manifest.defaults.run_fields().items() if k in ("storageType", "logLevel", "retentionMode")
+    }
+    return {
+        "workflow_id": manifest.qc.workflow_id,
+        "role_arn": manifest.defaults.role_arn,
+        "output_uri": manifest.qc.output_uri,
+        "name": f"{manifest.flowcell_id}-qc"[:128],
+        "parameters": {**manifest.qc.parameters, manifest.qc.samples_parameter: samples_uri},
+        "tags": {**manifest.defaults.tags, TAG_FLOWCELL: manifest.flowcell_id, "step": "qc"},
+        "run_options": run_options,
+        "idempotency_key": f"{context['ti'].dag_id}/{manifest.flowcell_id}/{manifest.sha256[:16]}/qc/{digest}",
+    }
+
+
+def qc_outcome(plan: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """What happened to QC: COMPLETED, FAILED, POLICY_FAILED, NOT_CONFIGURED, NOT_RUN or SKIPPED."""
+    if plan["dry_run"]:
+        return {"status": "SKIPPED", "message": "dry run"}
+    if plan["manifest"].get("qc") is None:
+        return {"status": "NOT_CONFIGURED"}
+    ti = context["ti"]
+    states = _task_states(context, [QC_GATE_TASK, QC_TASK])
+    policy = ti.xcom_pull(task_ids=QC_GATE_TASK, key=POLICY_XCOM)
+    if states.get(QC_GATE_TASK) == "failed":
+        return {"status": "POLICY_FAILED", "message": policy or "the QC gate failed"}
+    run = ti.xcom_pull(task_ids=QC_TASK) or {}
+    status = states.get(QC_TASK)
+    if status == "success":
+        return {
+            "status": "COMPLETED",
+            "run_id": run.get("id"),
+            "run_output_uri": run.get("runOutputUri"),
+            "message": policy,
+        }
+    if status == "failed":
+        detail = ": ".join(p for p in (run.get("failureReason"), run.get("message") or run.get("statusMessage")) if p)
+        return {"status": "FAILED", "run_id": run.get("id"), "message": detail or "the QC run failed"}
+    return {"status": "NOT_RUN", "message": f"QC task {status or 'not started'}"}
+
+
+def _report_uri(plan: dict[str, Any], context: dict[str, Any]) -> str:
+    manifest = plan["manifest"]
+    configured = manifest["notification"].get("report_uri")
+    base = configured or f"{manifest['samples'][0]['output_uri'].rstrip('/')}/_reports/{plan['flowcell_id']}"
+    safe_run_id = "".join(c if c.isalnum() or c in "-_.:" else "_" for c in context["ti"].run_id)
+    return f"{base.rstrip('/')}/{safe_run_id}"
+
+
+def notify(**context: Any) -> dict[str, Any]:
+    """Always runs: write the report to S3 and publish it to SNS (also for an invalid manifest)."""
+    hook = _omics(context)
+    plan = _plan(context)
+    if plan is None:
+        return _notify_invalid_manifest(context)
+    report = build_report(
+        plan=plan,
+        dag_id=context["ti"].dag_id,
+        dag_run_id=context["ti"].run_id,
+        outcomes=sample_outcomes(plan, context),
+        qc=qc_outcome(plan, context),
+        region=hook.conn_region_name,
+        partition=hook.conn_partition,
+    )
+    delivered = publish_report(
+        report,
+        report_uri=_report_uri(plan, context),
+        sns_topic_arn=plan["manifest"]["notification"].get("sns_topic_arn"),
+        aws_conn_id=AWS_CONN_ID,
+    )
+    log.info("Flowcell report:\n%s", render_text({**report, "report_uri": delivered["report_json"]}))
+    return {"status": report["status"], **delivered}
+
+
+def _notify_invalid_manifest(context: dict[str, Any]) -> dict[str, Any]:
+    params = context["params"]
+    problems = context["ti"].xcom_pull(task_ids=LOAD_TASK, key=PROBLEMS_XCOM) or [
+        "the manifest could not be read (see the load_manifest task log)"
+    ]
+    manifest_uri = params.get("manifest_uri")
+    report = invalid_manifest_report(
+        flowcell_id=params.get("flowcell_id") or (manifest_uri or "inline").rsplit("/", 1)[-1].rsplit(".", 1)[0],
+        manifest_uri=manifest_uri,
+        problems=list(problems),
+        dag_id=context["ti"].dag_id,
+        dag_run_id=context["ti"].run_id,
+    )
+    base = params.get("report_uri") or (f"{manifest_uri.rsplit('/', 1)[0]}/_reports" if manifest_uri else None)
+    topic = params.get("sns_topic_arn") or Variable.get(VAR_SNS_TOPIC, default=None)
+    if base is None:
+        log.info("Invalid manifest report (nowhere to write it):\n%s", render_text(report))
+        return {"status": report["status"]}
+    safe_run_id = "".join(c if c.isalnum() or c in "-_.:" else "_" for c in context["ti"].run_id)
+    delivered = publish_report(
+        report, report_uri=f"{base.rstrip('/')}/{safe_run_id}", sns_topic_arn=topic, aws_conn_id=AWS_CONN_ID
+    )
+    return {"status": report["status"], **delivered}
+
+
+def flowcell_outcome(**context: Any) -> str:
+    """The DAG run's verdict: fail unless every sample COMPLETED and QC passed (or is not configured)."""
+    plan = _plan(context)
+    if plan is None:
+        raise AirflowFailException("The manifest is invalid; nothing was submitted (see load_manifest)")
+    if plan["dry_run"]:
+        return "DRY_RUN"
+    outcomes = sample_outcomes(plan, context)
+    qc = qc_outcome(plan, context)
+    failed = [o for o in outcomes if not o.completed]
+    if failed or qc["status"] not in ("COMPLETED", "NOT_CONFIGURED"):
+        summary = ", ".join(f"{o.sample_id} {o.status}" for o in failed[:20])
+        raise AirflowFailException(
+            f"Flowcell {plan['flowcell_id']}: {len(failed)} of {len(outcomes)} samples did not complete"
+            + (f" ({summary})" if summary else "")
+            + f"; QC {qc['status']}"
+        )
+    return "SUCCESS"

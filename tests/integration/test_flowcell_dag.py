@@ -1,0 +1,260 @@
+"""The healthomics_flowcell DAG end to end (dag.test) against the emulator and moto."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.utils.state import DagRunState, TaskInstanceState
+
+from local_aws import LocalAWS
+from omics_emulator import EmulatorAdmin
+
+from .airflow_dags import run_dag
+from .conftest import ROLE_ARN
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = ["NA12878", "NA12891", "NA12892", "NA12893"]
+
+
+@pytest.fixture(scope="module")
+def flowcell_dag(airflow_env: dict[str, str]) -> Iterator[Any]:
+    import os
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    os.environ["HEALTHOMICS_POLL_SECONDS"] = "0.2"
+    try:
+        bag = DagBag(dag_folder=str(REPO / "dags"))
+        assert not bag.import_errors, bag.import_errors
+        yield bag.get_dag("healthomics_flowcell")
+    finally:
+        os.environ.pop("HEALTHOMICS_POLL_SECONDS", None)
+
+
+@pytest.fixture
+def lab(realtime: EmulatorAdmin, omics: Any, s3: Any, local_aws: LocalAWS) -> dict[str, Any]:
+    """A bucket with FASTQs, a sample workflow and a QC workflow, and an SNS topic with a reader."""
+    bucket = f"lab-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    for sample in SAMPLES:
+        s3.put_object(Bucket=bucket, Key=f"fastq/{sample}.fastq.gz", Body=b"@r\nACGT\n+\nFFFF\n")
+    s3.put_object(Bucket=bucket, Key="qc/config.json", Body=b"{}")
+    sample_wf = omics.create_workflow(
+        name="germline",
+        definitionUri="s3://defs/germline.zip",
+        requestId=str(uuid.uuid4()),
+        parameterTemplate={"sample_id": {"description": "id"}, "fastq": {"description": "reads"}},
+    )
+    qc_wf = omics.create_workflow(
+        name="cohort-qc",
+        definitionUri="s3://defs/qc.zip",
+        requestId=str(uuid.uuid4()),
+        parameterTemplate={"qc_config": {"description": "config"}, "samples": {"description": "samples"}},
+    )
+    realtime.advance(60)  # both ACTIVE
+    sns, sqs = local_aws.client("sns"), local_aws.client("sqs")
+    topic = sns.create_topic(Name=f"flowcells-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    queue = sqs.create_queue(QueueName=f"inbox-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    return {
+        "bucket": bucket,
+        "workflow": sample_wf["id"],
+        "qc_workflow": qc_wf["id"],
+        "topic": topic,
+        "inbox": queue,
+        "sqs": sqs,
+    }
+
+
+def reference_manifest(lab: dict[str, Any], samples: list[str] = SAMPLES) -> dict[str, Any]:
+    bucket = lab["bucket"]
+    return {
+        "flowcellSamples": [
+            {
+                "sampleId": s,
+                "fastqFileRef": f"s3://{bucket}/fastq/{s}.fastq.gz",
+                "ahoSampleWorkflowId": lab["workflow"],
+                "OutputS3path": f"s3://{bucket}/outputs/",
+            }
+            for s in samples
+        ],
+        "qcWorkflow": {
+            "qcWorkflowFileRef": f"s3://{bucket}/qc/config.json",
+            "ahoQcWorkflowId": lab["qc_workflow"],
+            "OutputS3path": f"s3://{bucket}/qc-outputs/",
+        },
+    }
+
+
+def upload(s3: Any, lab: dict[str, Any], manifest: Any, name: str = "FC-0001.json") -> str:
+    body = manifest if isinstance(manifest, str) else json.dumps(manifest)
+    s3.put_object(Bucket=lab["bucket"], Key=f"manifests/{name}", Body=body.encode())
+    return f"s3://{lab['bucket']}/manifests/{name}"
+
+
+def conf(lab: dict[str, Any], manifest_uri: str, **extra: Any) -> dict[str, Any]:
+    return {"manifest_uri": manifest_uri, "role_arn": ROLE_ARN, "sns_topic_arn": lab["topic"], **extra}
+
+
+def inbox(lab: dict[str, Any]) -> list[str]:
+    messages = lab["sqs"].receive_message(QueueUrl=lab["inbox"], MaxNumberOfMessages=10).get("Messages", [])
+    return [m["Body"] for m in messages]
+
+
+def sample_runs(omics: Any) -> list[dict[str, Any]]:
+    return [r for r in omics.list_runs()["items"] if not r["name"].endswith("-qc")]
+
+
+def test_all_samples_complete_then_qc_then_a_success_notification(
+    flowcell_dag: Any, lab: dict[str, Any], omics: Any, s3: Any
+) -> None:
+    uri = upload(s3, lab, reference_manifest(lab))
+    states = run_dag(flowcell_dag, run_conf=conf(lab, uri))
+    assert states["dag_run"] == DagRunState.SUCCESS, {k: getattr(v, "state", v) for k, v in states.items()}
+    runs = sample_runs(omics)
+    assert sorted(r["name"] for r in runs) == sorted(f"FC-0001-{s}" for s in SAMPLES)
+    assert all(r["status"] == "COMPLETED" and r.get("batchId") for r in runs)
+    [qc] = [r for r in omics.list_runs()["items"] if r["name"] == "FC-0001-qc"]
+    qc_run = omics.get_run(id=qc["id"])
+    assert qc_run["status"] == "COMPLETED"
+    qc_inputs = qc_run["parameters"]["samples"]
+    bucket, key = qc_inputs[5:].split("/", 1)
+    listed = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())["samples"]
+    assert sorted(s["sample_id"] for s in listed) == sorted(SAMPLES)
+    assert all(s["output_uri"].startswith(f"s3://{lab['bucket']}/outputs/") for s in listed)
+
+    [message] = inbox(lab)
+    assert message.startswith("Flowcell FC-0001: SUCCESS")
+    assert "4 COMPLETED" in message and "QC: COMPLETED" in message
+    report_key = next(
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket=lab["bucket"], Prefix="outputs/_reports/FC-0001/")["Contents"]
+        if o["Key"].endswith("report.json")
+    )
+    report = json.loads(s3.get_object(Bucket=lab["bucket"], Key=report_key)["Body"].read())
+    assert report["status"] == "SUCCESS" and report["qc"]["status"] == "COMPLETED"
+    assert {s["sample_id"] for s in report["samples"]} == set(SAMPLES)
+    assert report["samples"][0]["links"]["console"].startswith("https://console.aws.amazon.com/omics/home?")
+
+
+def test_a_failed_sample_gates_qc_and_the_notification_names_it(
+    flowcell_dag: Any, lab: dict[str, Any], realtime: EmulatorAdmin, omics: Any, s3: Any
+) -> None:
+    realtime.add_fault(
+        action="fail",
+        match={"name": "NA12891$"},
+        failureReason="OUT_OF_MEMORY_ERROR",
+        statusMessage="Task HaplotypeCaller ran out of memory",
+    )
+    uri = upload(s3, lab, reference_manifest(lab))
+    states = run_dag(flowcell_dag, run_conf=conf(lab, uri))
+    assert states["dag_run"] == DagRunState.FAILED
+    assert states["qc_gate"].state == TaskInstanceState.FAILED
+    assert states["qc"].state == TaskInstanceState.UPSTREAM_FAILED
+    assert states["notify"].state == TaskInstanceState.SUCCESS
+    assert not [r for r in omics.list_runs()["items"] if r["name"].endswith("-qc")]
+    [message] = inbox(lab)
+    assert message.startswith("Flowcell FC-0001: FAILED")
+    assert "NA12891" in message and "OUT_OF_MEMORY_ERROR: Task HaplotypeCaller ran out of memory" in message
+    assert "QC: POLICY_FAILED" in message and "3/4 samples COMPLETED (75%)" in message
+
+
+def test_a_lower_qc_policy_runs_qc_on_the_completed_samples(
+    flowcell_dag: Any, lab: dict[str, Any], realtime: EmulatorAdmin, omics: Any, s3: Any
+) -> None:
+    realtime.add_fault(action="fail", match={"name": "NA12891$"}, failureReason="OUT_OF_MEMORY_ERROR")
+    uri = upload(s3, lab, reference_manifest(lab))
+    states = run_dag(flowcell_dag, run_conf=conf(lab, uri, qc_min_completed_fraction=0.75))
+    assert states["qc"].state == TaskInstanceState.SUCCESS
+    assert states["dag_run"] == DagRunState.FAILED  # a sample still failed: the flowcell is not clean
+    [qc] = [r for r in omics.list_runs()["items"] if r["name"].endswith("-qc")]
+    samples_uri = omics.get_run(id=qc["id"])["parameters"]["samples"]
+    bucket, key = samples_uri[5:].split("/", 1)
+    listed = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())["samples"]
+    assert sorted(s["sample_id"] for s in listed) == ["NA12878", "NA12892", "NA12893"]
+
+
+def test_a_bad_manifest_fails_validation_with_every_error_and_starts_nothing(
+    flowcell_dag: Any,
+    lab: dict[str, Any],
+    realtime: EmulatorAdmin,
+    omics: Any,
+    s3: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    manifest = reference_manifest(lab, ["S1", "S1", "S3"])
+    manifest["flowcellSamples"][2]["fastqFileRef"] = "ftp://elsewhere/S3.fq"
+    del manifest["flowcellSamples"][1]["OutputS3path"]
+    uri = upload(s3, lab, manifest, "FC-BAD.json")
+    states = run_dag(flowcell_dag, run_conf=conf(lab, uri))
+    assert states["load_manifest"].state == TaskInstanceState.FAILED
+    assert states["load_manifest"].try_number == 1  # invalid input is not retried
+    problems = states["load_manifest"].xcom_pull(task_ids="load_manifest", key="problems")
+    assert problems == [
+        "flowcellSamples[1], OutputS3path: required field is missing or empty",
+        "flowcellSamples[2], fastqFileRef: not a valid s3:// URI: 'ftp://elsewhere/S3.fq'",
+        "flowcellSamples[1], sample_id: duplicate sample id 'S1' (first at flowcellSamples[0])",
+    ]
+    assert states["dag_run"] == DagRunState.FAILED
+    [message] = inbox(lab)  # the people who wait for the flowcell hear why nothing ran
+    assert message.startswith("Flowcell FC-BAD: INVALID_MANIFEST - nothing was submitted")
+    assert "duplicate sample id 'S1'" in message
+    assert omics.list_runs()["items"] == [] and omics.list_batch()["items"] == []
+    assert realtime.calls("StartRun") == realtime.calls("StartRunBatch") == 0
+
+
+@pytest.mark.parametrize("samples", [[], ["S1"]], ids=["empty", "missing-input"])
+def test_empty_manifests_and_missing_inputs_are_refused(
+    flowcell_dag: Any,
+    lab: dict[str, Any],
+    omics: Any,
+    s3: Any,
+    samples: list[str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    uri = upload(s3, lab, reference_manifest(lab, samples), "FC-X.json")
+    states = run_dag(flowcell_dag, run_conf=conf(lab, uri))
+    assert states["load_manifest"].state == TaskInstanceState.FAILED
+    out = capsys.readouterr().out
+    expected = "the manifest lists no samples" if not samples else "input does not exist: s3://"
+    assert expected in out
+    assert omics.list_runs()["items"] == []
+
+
+def test_running_the_flowcell_again_starts_no_duplicate_runs(
+    flowcell_dag: Any, lab: dict[str, Any], realtime: EmulatorAdmin, omics: Any, s3: Any
+) -> None:
+    uri = upload(s3, lab, reference_manifest(lab))
+    first = run_dag(flowcell_dag, run_conf=conf(lab, uri))
+    runs_before = {r["id"] for r in omics.list_runs()["items"]}
+    second = run_dag(flowcell_dag, run_conf=conf(lab, uri))
+    assert first["dag_run"] == second["dag_run"] == DagRunState.SUCCESS
+    assert {r["id"] for r in omics.list_runs()["items"]} == runs_before
+    assert len(omics.list_batch()["items"]) == 1
+
+
+def test_one_run_per_sample_mode(flowcell_dag: Any, lab: dict[str, Any], omics: Any, s3: Any) -> None:
+    uri = upload(s3, lab, reference_manifest(lab))
+    states = run_dag(flowcell_dag, run_conf=conf(lab, uri, submission_mode="per_sample"))
+    assert states["dag_run"] == DagRunState.SUCCESS
+    assert omics.list_batch()["items"] == []
+    runs = sample_runs(omics)
+    assert len(runs) == 4 and all("batchId" not in r for r in runs)
+
+
+def test_dry_run_submits_nothing(
+    flowcell_dag: Any, lab: dict[str, Any], realtime: EmulatorAdmin, omics: Any, s3: Any
+) -> None:
+    uri = upload(s3, lab, reference_manifest(lab))
+    states = run_dag(flowcell_dag, run_conf=conf(lab, uri, dry_run=True))
+    assert states["dag_run"] == DagRunState.SUCCESS
+    assert omics.list_runs()["items"] == []
+    assert realtime.calls("StartRunBatch") == 0
+    [message] = inbox(lab)
+    assert message.startswith("Flowcell FC-0001: DRY_RUN")
