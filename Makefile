@@ -12,7 +12,7 @@ STATE_DIR := .local
 # Top-level packages are installed in editable mode; a new one needs a reinstall.
 PACKAGES := $(wildcard plugins/*/__init__.py include/*/__init__.py)
 
-.PHONY: all venv demo test unit integration lint format stack-up stack-down stack-status emulator lock clean
+.PHONY: all venv demo stack-smoke test unit integration lint format stack-up stack-down stack-status emulator lock clean
 
 all: test
 
@@ -26,6 +26,10 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml $
 venv: $(STAMP)
 
 demo: $(STAMP)
+	$(BIN)/python -m healthomics_demo
+
+# The local stack alone: a run batch straight against the emulator, no Airflow.
+stack-smoke: $(STAMP)
 	$(BIN)/python -m local_aws.smoke
 
 test: lint

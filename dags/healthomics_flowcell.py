@@ -33,7 +33,7 @@ with DAG(
     params=flowcell.PARAMS,
     tags=["healthomics", "genomics"],
     doc_md=__doc__,
-):
+) as dag:
     plan = task(flowcell.load_manifest, task_id=flowcell.LOAD_TASK, retries=0)()
     go = task.short_circuit(flowcell.proceed, task_id="proceed", ignore_downstream_trigger_rules=False)(plan)
 
