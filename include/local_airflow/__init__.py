@@ -213,6 +213,20 @@ class LocalAirflow:
         suffix = f"/{map_index}" if map_index >= 0 else ""
         self.api("PATCH", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}{suffix}", {"new_state": state})
 
+    def clear(
+        self, dag_id: str, run_id: str, task_ids: list[Any], include_downstream: bool = True
+    ) -> list[dict[str, Any]]:
+        """What "Clear" in the UI does. ``task_ids`` items: a task id, or ``[task_id, map_index]``."""
+        body = {
+            "dry_run": False,
+            "dag_run_id": run_id,
+            "task_ids": task_ids,
+            "include_downstream": include_downstream,
+            "only_failed": False,
+            "reset_dag_runs": True,
+        }
+        return list(self.api("POST", f"dags/{dag_id}/clearTaskInstances", body)["task_instances"])
+
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
         entry = self.api(
             "GET",

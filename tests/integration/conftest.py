@@ -155,3 +155,23 @@ def realtime(emulator: EmulatorAdmin) -> EmulatorAdmin:
     """Emulated time that runs by itself: a four-hour run takes about half a second."""
     emulator.configure(time_scale=10_000, profiles={"default": {"jitter": 0.0}})
     return emulator
+
+
+@pytest.fixture(scope="session")
+def airflow_cluster(local_aws: LocalAWS, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real local Airflow (api-server, scheduler, dag-processor, triggerer) with the project's
+    DAGs and the test DAGs, talking to the session's local AWS stack."""
+    import shutil
+    from pathlib import Path
+
+    from local_airflow import LocalAirflow
+
+    repo = Path(__file__).resolve().parents[2]
+    home = tmp_path_factory.mktemp("airflow-cluster")
+    dags = home / "dags"
+    dags.mkdir()
+    for source in (*(repo / "dags").glob("*.py"), *(Path(__file__).parent / "dags").glob("*.py")):
+        shutil.copy(source, dags)
+    env = {**local_aws.env(), "HEALTHOMICS_POLL_SECONDS": "1"}
+    with LocalAirflow(workdir=home, dags_folder=dags, env=env) as cluster:
+        yield cluster

@@ -217,6 +217,20 @@ def _task_states(context: dict[str, Any], task_ids: list[str]) -> dict[str, str 
     return dict(states.get(ti.run_id, {}))
 
 
+def xcom_document(value: Any) -> Any:
+    """An XCom value as the task pushed it.
+
+    XComs that a trigger writes when it ends a task (``TaskSuccessEvent(xcoms=...)``) come back
+    from Airflow 3.3 JSON-encoded twice: a string holding the document.
+    """
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _pull_mapped(context: dict[str, Any], key: str) -> list[dict[str, Any]]:
     """Every value of ``key`` the mapped sample tasks left, in one pull (each carries its sample id).
 
@@ -225,8 +239,9 @@ def _pull_mapped(context: dict[str, Any], key: str) -> list[dict[str, Any]]:
     pulled = context["ti"].xcom_pull(task_ids=SAMPLE_TASK, key=key)
     if pulled is None:
         return []
-    values = [pulled] if isinstance(pulled, dict) else list(pulled)
-    return [v for v in values if isinstance(v, dict) and v.get("sample_id")]
+    values = [pulled] if isinstance(pulled, dict | str) else list(pulled)
+    documents = [xcom_document(v) for v in values]
+    return [d for d in documents if isinstance(d, dict) and d.get("sample_id")]
 
 
 def sample_outcomes(plan: dict[str, Any], context: dict[str, Any]) -> list[SampleOutcome]:
@@ -247,7 +262,7 @@ def sample_outcomes(plan: dict[str, Any], context: dict[str, Any]) -> list[Sampl
 
 def _plan(context: dict[str, Any]) -> dict[str, Any] | None:
     """The plan load_manifest returned; None if the manifest was invalid or unreadable."""
-    plan = context["ti"].xcom_pull(task_ids=LOAD_TASK)
+    plan = xcom_document(context["ti"].xcom_pull(task_ids=LOAD_TASK))
     return dict(plan) if plan else None
 
 
@@ -308,7 +323,7 @@ def qc_outcome(plan: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     policy = ti.xcom_pull(task_ids=QC_GATE_TASK, key=POLICY_XCOM)
     if states.get(QC_GATE_TASK) == "failed":
         return {"status": "POLICY_FAILED", "message": policy or "the QC gate failed"}
-    run = ti.xcom_pull(task_ids=QC_TASK) or {}
+    run = xcom_document(ti.xcom_pull(task_ids=QC_TASK)) or {}
     status = states.get(QC_TASK)
     if status == "success":
         return {

@@ -6,34 +6,24 @@ deferred task cancels the run, and a triggerer restart cancels nothing.
 
 from __future__ import annotations
 
-import shutil
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from local_airflow import LocalAirflow
-from local_aws import LocalAWS
 from omics_emulator import EmulatorAdmin
 
 DAG_ID = "healthomics_provider_checks"
 ON_WORKER = "healthomics_provider_checks_on_worker"
 BATCH = "healthomics_provider_checks_batch"
-TEST_DAGS = Path(__file__).resolve().parents[1] / "dags"
 
 
 @pytest.fixture(scope="module")
-def airflow(local_aws: LocalAWS, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAirflow]:
-    home = tmp_path_factory.mktemp("airflow-cluster")
-    dags = home / "dags"
-    dags.mkdir()
-    shutil.copy(TEST_DAGS / f"{DAG_ID}.py", dags)
-    with LocalAirflow(workdir=home, dags_folder=dags, env=local_aws.env()) as cluster:
-        for dag_id in (DAG_ID, ON_WORKER, BATCH):
-            cluster.unpause(dag_id)
-        yield cluster
+def airflow(airflow_cluster: LocalAirflow) -> LocalAirflow:
+    for dag_id in (DAG_ID, ON_WORKER, BATCH):
+        airflow_cluster.unpause(dag_id)
+    return airflow_cluster
 
 
 @pytest.fixture

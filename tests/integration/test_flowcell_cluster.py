@@ -1,0 +1,116 @@
+"""The flowcell DAG in a real local Airflow: mapped sample tasks named by sample, and one-sample retries.
+
+Clearing a failed sample task starts a new run for that sample only (StartRun with an
+attempt-specific requestId); clearing a sample whose run COMPLETED starts nothing; the QC and
+notification tasks, cleared with it, then reflect the new outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from local_airflow import LocalAirflow
+from omics_emulator import EmulatorAdmin
+
+from .conftest import ROLE_ARN
+
+DAG_ID = "healthomics_flowcell"
+SAMPLES = ["NA12878", "NA12891", "NA12892", "NA12893"]
+
+
+@pytest.fixture(scope="module")
+def airflow(airflow_cluster: LocalAirflow) -> LocalAirflow:
+    airflow_cluster.unpause(DAG_ID)
+    return airflow_cluster
+
+
+@pytest.fixture
+def flowcell(emulator: EmulatorAdmin, omics: Any, s3: Any) -> dict[str, Any]:
+    emulator.configure(time_scale=3600, profiles={"default": {"jitter": 0.0}})
+    bucket = f"lab-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    for sample in SAMPLES:
+        s3.put_object(Bucket=bucket, Key=f"fastq/{sample}.fq.gz", Body=b"@r\nACGT\n+\nFFFF\n")
+    s3.put_object(Bucket=bucket, Key="qc.json", Body=b"{}")
+    workflows = {
+        name: omics.create_workflow(
+            name=name, definitionUri=f"s3://defs/{name}.zip", requestId=str(uuid.uuid4()), parameterTemplate=template
+        )["id"]
+        for name, template in (
+            ("germline", {"sample_id": {"description": "id"}, "fastq": {"description": "reads"}}),
+            ("cohort-qc", {"qc_config": {"description": "c"}, "samples": {"description": "s"}}),
+        )
+    }
+    manifest = {
+        "flowcellSamples": [
+            {
+                "sampleId": s,
+                "fastqFileRef": f"s3://{bucket}/fastq/{s}.fq.gz",
+                "ahoSampleWorkflowId": workflows["germline"],
+                "OutputS3path": f"s3://{bucket}/outputs/",
+            }
+            for s in SAMPLES
+        ],
+        "qcWorkflow": {
+            "qcWorkflowFileRef": f"s3://{bucket}/qc.json",
+            "ahoQcWorkflowId": workflows["cohort-qc"],
+            "OutputS3path": f"s3://{bucket}/qc/",
+        },
+    }
+    s3.put_object(Bucket=bucket, Key="manifests/FC-RETRY.json", Body=json.dumps(manifest).encode())
+    return {"conf": {"manifest_uri": f"s3://{bucket}/manifests/FC-RETRY.json", "role_arn": ROLE_ARN}}
+
+
+def runs_of(omics: Any, sample: str) -> list[dict[str, Any]]:
+    name = f"FC-RETRY-{sample}"
+    runs = [omics.get_run(id=r["id"]) for r in omics.list_runs(name=name)["items"]]
+    return sorted(runs, key=lambda r: r["creationTime"])
+
+
+def test_clearing_a_failed_sample_reruns_only_that_sample(
+    airflow: LocalAirflow, emulator: EmulatorAdmin, omics: Any, flowcell: dict[str, Any]
+) -> None:
+    emulator.add_fault(
+        action="fail",
+        match={"name": "NA12891$"},
+        failureReason="SERVICE_ERROR",
+        statusMessage="There was a transient error in the service.",
+        times=1,
+    )
+    run_id = airflow.trigger(DAG_ID, conf=flowcell["conf"])
+    assert airflow.wait_for_dag_run(DAG_ID, run_id)["state"] == "failed"
+
+    samples = {
+        ti["rendered_map_index"]: ti for ti in airflow.task_instances(DAG_ID, run_id) if ti["task_id"] == "sample"
+    }
+    assert set(samples) == set(SAMPLES)  # the UI shows each mapped task under its sample id
+    assert samples["NA12891"]["state"] == "failed"
+    states = {ti["task_id"]: ti["state"] for ti in airflow.task_instances(DAG_ID, run_id) if ti["map_index"] < 0}
+    assert (states["qc_gate"], states["qc"], states["notify"]) == ("failed", "upstream_failed", "success")
+    start_runs_before = emulator.calls("StartRun")
+
+    # Clear the failed sample (and what follows it): a new run for NA12891 only.
+    airflow.clear(DAG_ID, run_id, [["sample", samples["NA12891"]["map_index"]]])
+    assert airflow.wait_for_dag_run(DAG_ID, run_id)["state"] == "success"
+    first, second = runs_of(omics, "NA12891")
+    assert (first["status"], second["status"]) == ("FAILED", "COMPLETED")
+    assert first.get("batchId") and "batchId" not in second  # attempt 1 from the batch, attempt 2 by StartRun
+    assert second["tags"]["healthomics:attempt"] == "2"
+    assert all(len(runs_of(omics, s)) == 1 for s in SAMPLES if s != "NA12891")
+    qc_runs = [r for r in omics.list_runs(name="FC-RETRY-qc")["items"]]
+    assert len(qc_runs) == 1 and qc_runs[0]["status"] == "COMPLETED"
+    assert emulator.calls("StartRun") == start_runs_before + 2  # the sample's new attempt, then QC
+
+    # Clear a sample whose run COMPLETED: it reuses that run and starts nothing.
+    before = emulator.calls("StartRun")
+    airflow.clear(DAG_ID, run_id, [["sample", samples["NA12878"]["map_index"]]], include_downstream=False)
+    airflow.wait_for_task_state(
+        DAG_ID, run_id, "sample", {"success", "failed"}, map_index=samples["NA12878"]["map_index"]
+    )
+    assert airflow.wait_for_dag_run(DAG_ID, run_id)["state"] == "success"
+    assert emulator.calls("StartRun") == before
+    assert len(runs_of(omics, "NA12878")) == 1
