@@ -209,6 +209,19 @@ def test_a_bad_manifest_fails_validation_with_every_error_and_starts_nothing(
     assert realtime.calls("StartRun") == realtime.calls("StartRunBatch") == 0
 
 
+def test_parameters_the_workflow_does_not_take_are_refused_before_submitting(
+    flowcell_dag: Any, lab: dict[str, Any], realtime: EmulatorAdmin, s3: Any
+) -> None:
+    uri = upload(s3, lab, reference_manifest(lab, ["NA12878"]), "FC-P.json")
+    states = run_dag(flowcell_dag, run_conf=conf(lab, uri, parameter_map={"sample": "{sample_id}", "fastq": "{fastq}"}))
+    problems = states["load_manifest"].xcom_pull(task_ids="load_manifest", key="problems")
+    assert problems == [
+        f"sample NA12878, parameters: workflow {lab['workflow']} requires sample_id, which is missing",
+        f"sample NA12878, parameters: workflow {lab['workflow']} takes no parameter sample",
+    ]
+    assert realtime.calls("StartRunBatch") == 0
+
+
 @pytest.mark.parametrize("samples", [[], ["S1"]], ids=["empty", "missing-input"])
 def test_empty_manifests_and_missing_inputs_are_refused(
     flowcell_dag: Any,
@@ -258,3 +271,27 @@ def test_dry_run_submits_nothing(
     assert realtime.calls("StartRunBatch") == 0
     [message] = inbox(lab)
     assert message.startswith("Flowcell FC-0001: DRY_RUN")
+
+
+def test_a_one_sample_samplesheet_without_qc(flowcell_dag: Any, lab: dict[str, Any], omics: Any, s3: Any) -> None:
+    sheet = f"sample,fastq_1\nNA12878,s3://{lab['bucket']}/fastq/NA12878.fastq.gz\n"
+    uri = upload(s3, lab, sheet, "FC-CSV.csv")
+    states = run_dag(
+        flowcell_dag,
+        run_conf=conf(
+            lab,
+            uri,
+            workflow_id=lab["workflow"],
+            output_uri=f"s3://{lab['bucket']}/outputs/",
+            parameter_map={"sample_id": "{sample_id}", "fastq": "{fastq_1}"},
+            submission_mode="per_sample",
+        ),
+    )
+    assert states["dag_run"] == DagRunState.SUCCESS
+    assert states["qc_gate"].state == TaskInstanceState.SKIPPED  # the samplesheet names no QC workflow
+    [run] = sample_runs(omics)
+    described = omics.get_run(id=run["id"])
+    assert described["name"] == "FC-CSV-NA12878"
+    assert described["parameters"] == {"sample_id": "NA12878", "fastq": f"s3://{lab['bucket']}/fastq/NA12878.fastq.gz"}
+    [message] = inbox(lab)
+    assert message.startswith("Flowcell FC-CSV: SUCCESS") and "QC: NOT_CONFIGURED" in message

@@ -84,6 +84,13 @@ PARAMS: dict[str, Param] = {
         title="Output location",
         description="s3:// prefix for run outputs (required for a samplesheet).",
     ),
+    "parameter_map": Param(
+        None,
+        type=["null", "object"],
+        title="Workflow parameters",
+        description='How manifest fields become workflow parameters, e.g. {"reads": "{fastq_1}", '
+        '"id": "{sample_id}"}. Default per format (see the README).',
+    ),
     "qc_min_completed_fraction": Param(
         None,
         type=["null", "number"],
@@ -139,6 +146,7 @@ def load_manifest(**context: Any) -> dict[str, Any]:
         workflow_id=params.get("workflow_id"),
         role_arn=params.get("role_arn") or Variable.get(VAR_ROLE_ARN, default=None),
         output_uri=params.get("output_uri"),
+        parameter_map=params.get("parameter_map"),
         qc_min_completed_fraction=params.get("qc_min_completed_fraction"),
         sns_topic_arn=params.get("sns_topic_arn"),
         report_uri=params.get("report_uri"),

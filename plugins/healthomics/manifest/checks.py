@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -17,9 +17,10 @@ if TYPE_CHECKING:
 
 
 def check_workflows(manifest: FlowcellManifest, omics: HealthOmicsHook) -> list[Problem]:
-    """Every workflow the manifest names must exist and be ACTIVE."""
+    """Every workflow the manifest names must exist and be ACTIVE, and take the samples' parameters."""
     problems = []
     qc_workflow = manifest.qc.workflow_id if manifest.qc else None
+    templates: dict[str, dict[str, Any]] = {}
     for workflow_id in manifest.workflows():
         where = "qc" if workflow_id == qc_workflow else "workflow"
         workflow_type = "PRIVATE" if where == "qc" else manifest.defaults.workflow_type
@@ -27,22 +28,29 @@ def check_workflows(manifest: FlowcellManifest, omics: HealthOmicsHook) -> list[
             workflow = omics.conn.get_workflow(id=workflow_id, type=workflow_type)
         except ClientError as err:
             if error_code(err) == "ResourceNotFoundException":
-                problems.append(
-                    Problem(
-                        location=where, field="workflow_id", message=f"unknown workflow {workflow_id} ({workflow_type})"
-                    )
-                )
+                message = f"unknown workflow {workflow_id} ({workflow_type})"
+                problems.append(Problem(location=where, field="workflow_id", message=message))
                 continue
             raise
         if workflow["status"] != "ACTIVE":
-            problems.append(
-                Problem(
-                    location=where,
-                    field="workflow_id",
-                    message=f"workflow {workflow_id} is {workflow['status']}, not ACTIVE",
-                )
-            )
+            message = f"workflow {workflow_id} is {workflow['status']}, not ACTIVE"
+            problems.append(Problem(location=where, field="workflow_id", message=message))
+        if workflow.get("parameterTemplate") is not None:
+            templates[workflow_id] = dict(workflow["parameterTemplate"])
+    for sample in manifest.samples:
+        template = templates.get(sample.workflow_id)
+        if template is not None:
+            given = set(sample.parameters)
+            problems += _parameter_problems(f"sample {sample.sample_id}", sample.workflow_id, template, given)
     return problems
+
+
+def _parameter_problems(location: str, workflow_id: str, template: dict[str, Any], given: set[str]) -> list[Problem]:
+    """What StartRun would refuse: a required parameter missing, or one the workflow does not declare."""
+    required = {name for name, spec in template.items() if not spec.get("optional", False)}
+    missing = [f"workflow {workflow_id} requires {name}, which is missing" for name in sorted(required - given)]
+    unknown = [f"workflow {workflow_id} takes no parameter {name}" for name in sorted(given - set(template))]
+    return [Problem(location=location, field="parameters", message=m) for m in missing + unknown]
 
 
 def check_inputs(manifest: FlowcellManifest, s3: S3Hook, max_workers: int = 8) -> list[Problem]:
