@@ -21,8 +21,9 @@ REPO = Path(__file__).resolve().parents[2]
 SAMPLES = ["NA12878", "NA12891", "NA12892", "NA12893"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def flowcell_dag(airflow_env: dict[str, str]) -> Iterator[Any]:
+    """A freshly parsed DAG per test: dag.test() merges a run's conf into the DAG's params."""
     import os
 
     from airflow.dag_processing.dagbag import DagBag

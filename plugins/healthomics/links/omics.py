@@ -8,11 +8,16 @@ per-batch console URL, so the batch link opens the runs list of the Region.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.links.base_aws import BASE_AWS_CONSOLE_LINK, BaseAwsLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator, Context
+
+    from healthomics.hooks.omics import HealthOmicsHook
 
 OMICS_LOG_GROUP = "/aws/omics/WorkflowLog"
 
@@ -66,3 +71,20 @@ class HealthOmicsRunOutputLink(BaseAwsLink):
         kwargs["bucket"] = bucket
         kwargs["prefix"] = quote(key.rstrip("/") + "/", safe="/")
         return super().format_link(**kwargs)
+
+
+def persist_run_links(
+    context: Context, operator: BaseOperator, hook: HealthOmicsHook, run_id: str, run_output_uri: str | None = None
+) -> None:
+    """Store what the run links need in XCom, before the task waits (so they work while it is deferred)."""
+    region, partition = hook.conn_region_name, hook.conn_partition
+    for link in (HealthOmicsRunLink, HealthOmicsRunLogsLink):
+        link.persist(context=context, operator=operator, region_name=region, aws_partition=partition, run_id=run_id)
+    if run_output_uri:
+        HealthOmicsRunOutputLink.persist(
+            context=context,
+            operator=operator,
+            region_name=region,
+            aws_partition=partition,
+            run_output_uri=run_output_uri,
+        )

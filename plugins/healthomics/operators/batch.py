@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from healthomics.exceptions import HealthOmicsSubmissionError
 from healthomics.hooks.omics import BATCH_CANCELLABLE_STATES, HealthOmicsHook, error_code
 from healthomics.links.omics import HealthOmicsBatchLink
-from healthomics.triggers.base import deadline_after
+from healthomics.triggers.base import connection_kwargs, deadline_after
 from healthomics.triggers.batch import HealthOmicsBatchSubmissionTrigger
 from healthomics.utils.idempotency import attempt_tags, default_idempotency_key, provenance_tags, request_id
 
@@ -159,10 +159,7 @@ class HealthOmicsStartRunBatchOperator(AwsBaseOperator[HealthOmicsHook]):
                     poll_interval=self.poll_interval,
                     deadline=deadline_after(self.max_wait),
                     cancel_on_kill=self.cancel_on_kill,
-                    aws_conn_id=self.aws_conn_id,
-                    region_name=self.region_name,
-                    verify=self.verify,
-                    botocore_config=self.botocore_config,
+                    **connection_kwargs(self),
                 ),
                 method_name="execute_complete",
                 kwargs={"attempt": attempt},

@@ -12,8 +12,13 @@ from airflow.providers.common.compat.sdk import conf
 
 from healthomics.exceptions import HealthOmicsRunFailedError
 from healthomics.hooks.omics import RUN_FAILURE_STATES, RUN_SUCCESS_STATES, HealthOmicsHook, run_summary
-from healthomics.links.omics import HealthOmicsRunLink, HealthOmicsRunLogsLink, HealthOmicsRunOutputLink
-from healthomics.triggers.base import deadline_after
+from healthomics.links.omics import (
+    HealthOmicsRunLink,
+    HealthOmicsRunLogsLink,
+    HealthOmicsRunOutputLink,
+    persist_run_links,
+)
+from healthomics.triggers.base import connection_kwargs, deadline_after
 from healthomics.triggers.run import HealthOmicsRunTrigger
 from healthomics.utils.events import run_event
 from healthomics.utils.idempotency import default_idempotency_key, provenance_tags
@@ -157,7 +162,7 @@ class HealthOmicsStartRunOperator(AwsBaseOperator[HealthOmicsHook]):
         )
         self.run_id = run["id"]
         summary = {**run_summary(run), "attempt": attempt}
-        self._persist_links(context, summary)
+        persist_run_links(context, self, self.hook, summary["id"], summary.get("runOutputUri"))
         if not self.wait_for_completion or run["status"] in RUN_SUCCESS_STATES:
             return summary
         if run["status"] in RUN_FAILURE_STATES:  # only when reuse is off and the service refused
@@ -171,10 +176,7 @@ class HealthOmicsStartRunOperator(AwsBaseOperator[HealthOmicsHook]):
                     deadline=deadline_after(self.max_wait),
                     end_from_trigger=self.end_from_trigger,
                     cancel_on_kill=self.cancel_on_kill,
-                    aws_conn_id=self.aws_conn_id,
-                    region_name=self.region_name,
-                    verify=self.verify,
-                    botocore_config=self.botocore_config,
+                    **connection_kwargs(self),
                 ),
                 method_name="execute_complete",
                 timeout=self.max_wait,
@@ -197,21 +199,6 @@ class HealthOmicsStartRunOperator(AwsBaseOperator[HealthOmicsHook]):
                 validated.get("message") or run.get("statusMessage"),
             )
         return dict(run)
-
-    def _persist_links(self, context: Context, summary: dict[str, Any]) -> None:
-        region, partition = self.hook.conn_region_name, self.hook.conn_partition
-        for link in (HealthOmicsRunLink, HealthOmicsRunLogsLink):
-            link.persist(
-                context=context, operator=self, region_name=region, aws_partition=partition, run_id=summary["id"]
-            )
-        if summary.get("runOutputUri"):
-            HealthOmicsRunOutputLink.persist(
-                context=context,
-                operator=self,
-                region_name=region,
-                aws_partition=partition,
-                run_output_uri=summary["runOutputUri"],
-            )
 
     def on_kill(self) -> None:
         """Cancel the run when the task is killed on a worker (deferred waits cancel in the trigger)."""

@@ -19,8 +19,13 @@ from healthomics.hooks.omics import (
     error_code,
     run_summary,
 )
-from healthomics.links.omics import HealthOmicsRunLink, HealthOmicsRunLogsLink, HealthOmicsRunOutputLink
-from healthomics.triggers.base import deadline_after
+from healthomics.links.omics import (
+    HealthOmicsRunLink,
+    HealthOmicsRunLogsLink,
+    HealthOmicsRunOutputLink,
+    persist_run_links,
+)
+from healthomics.triggers.base import connection_kwargs, deadline_after
 from healthomics.triggers.run import HealthOmicsRunTrigger
 from healthomics.utils.events import run_event
 from healthomics.utils.idempotency import provenance_tags
@@ -153,7 +158,7 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
     def _follow(self, context: Context, run: dict[str, Any], attempt: int, batch_id: str | None) -> dict[str, Any]:
         self.run_id = run["id"]
         summary = {**run_summary(run), "sample_id": self.sample["sample_id"], "attempt": attempt}
-        self._persist_links(context, summary)
+        persist_run_links(context, self, self.hook, summary["id"], summary.get("runOutputUri"))
         if run["status"] in RUN_SUCCESS_STATES:
             return summary
         if run["status"] in RUN_FAILURE_STATES:
@@ -187,10 +192,7 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
                 end_from_trigger=True,
                 resume_on_failure=True,
                 cancel_on_kill=self.cancel_on_kill,
-                aws_conn_id=self.aws_conn_id,
-                region_name=self.region_name,
-                verify=self.verify,
-                botocore_config=self.botocore_config,
+                **connection_kwargs(self),
             ),
             method_name="execute_complete",
             timeout=self.max_wait,
@@ -225,21 +227,6 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
         raise HealthOmicsRunFailedError(
             str(failure["id"]), failure["status"], failure["failureReason"], failure["statusMessage"]
         )
-
-    def _persist_links(self, context: Context, summary: dict[str, Any]) -> None:
-        region, partition = self.hook.conn_region_name, self.hook.conn_partition
-        for link in (HealthOmicsRunLink, HealthOmicsRunLogsLink):
-            link.persist(
-                context=context, operator=self, region_name=region, aws_partition=partition, run_id=summary["id"]
-            )
-        if summary.get("runOutputUri"):
-            HealthOmicsRunOutputLink.persist(
-                context=context,
-                operator=self,
-                region_name=region,
-                aws_partition=partition,
-                run_output_uri=summary["runOutputUri"],
-            )
 
     def on_kill(self) -> None:
         if self.cancel_on_kill and self.run_id:

@@ -12,8 +12,8 @@ from airflow.providers.common.compat.sdk import conf
 
 from healthomics.exceptions import HealthOmicsRunFailedError
 from healthomics.hooks.omics import RUN_FAILURE_STATES, RUN_SUCCESS_STATES, HealthOmicsHook, run_summary
-from healthomics.links.omics import HealthOmicsRunLink, HealthOmicsRunLogsLink
-from healthomics.triggers.base import deadline_after
+from healthomics.links.omics import HealthOmicsRunLink, HealthOmicsRunLogsLink, persist_run_links
+from healthomics.triggers.base import connection_kwargs, deadline_after
 from healthomics.triggers.run import HealthOmicsRunTrigger
 from healthomics.utils.events import run_event
 
@@ -69,13 +69,6 @@ class HealthOmicsRunSensor(AwsBaseSensor[HealthOmicsHook]):
         self.end_from_trigger = end_from_trigger
         self.cancel_on_kill = cancel_on_kill
 
-    def _persist_links(self, context: Context) -> None:
-        region, partition = self.hook.conn_region_name, self.hook.conn_partition
-        for link in (HealthOmicsRunLink, HealthOmicsRunLogsLink):
-            link.persist(
-                context=context, operator=self, region_name=region, aws_partition=partition, run_id=self.run_id
-            )
-
     def poke(self, context: Context) -> bool:
         run = self.hook.get_run(self.run_id)
         if run["status"] in RUN_FAILURE_STATES:
@@ -87,7 +80,7 @@ class HealthOmicsRunSensor(AwsBaseSensor[HealthOmicsHook]):
         return False
 
     def execute(self, context: Context) -> Any:
-        self._persist_links(context)
+        persist_run_links(context, self, self.hook, self.run_id)
         if not self.deferrable:
             super().execute(context)
             return self._completed
@@ -99,10 +92,7 @@ class HealthOmicsRunSensor(AwsBaseSensor[HealthOmicsHook]):
                 deadline=deadline_after(timedelta(seconds=self.timeout)),
                 end_from_trigger=self.end_from_trigger,
                 cancel_on_kill=self.cancel_on_kill,
-                aws_conn_id=self.aws_conn_id,
-                region_name=self.region_name,
-                verify=self.verify,
-                botocore_config=self.botocore_config,
+                **connection_kwargs(self),
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),

@@ -45,6 +45,16 @@ async def shielded(cancellation: Awaitable[None]) -> None:
     await asyncio.shield(task)
 
 
+def connection_kwargs(operator: Any) -> dict[str, Any]:
+    """The AWS connection arguments of an amazon-provider style operator, for its trigger."""
+    return {
+        "aws_conn_id": operator.aws_conn_id,
+        "region_name": operator.region_name,
+        "verify": operator.verify,
+        "botocore_config": operator.botocore_config,
+    }
+
+
 class HealthOmicsBaseTrigger(BaseEventTrigger):
     """
     Base for HealthOmics triggers (``BaseEventTrigger`` so they may share a poll stream).

@@ -70,10 +70,16 @@ def start_run_operator(workflow: dict[str, Any], bucket: str, **kwargs: Any) -> 
 class CrashAfterSubmit(HealthOmicsStartRunOperator):
     """Dies right after StartRun returned, before anything is recorded: a worker lost mid-task."""
 
-    def _persist_links(self, context: Any, summary: dict[str, Any]) -> None:
+    def execute(self, context: Any) -> dict[str, Any]:
         if context["ti"].try_number == 1:
-            raise RuntimeError("worker lost after submit")
-        super()._persist_links(context, summary)
+            submit = self.hook.start_run_idempotently
+
+            def submit_then_die(*args: Any, **kwargs: Any) -> Any:
+                submit(*args, **kwargs)
+                raise RuntimeError("worker lost after submit")
+
+            self.hook.start_run_idempotently = submit_then_die  # type: ignore[method-assign]
+        return super().execute(context)
 
 
 def test_a_retry_after_a_crash_gets_the_same_run_back(
