@@ -22,6 +22,8 @@ from healthomics.operators.sample import HealthOmicsSampleRunOperator
 
 # Seconds between status polls (one ListRuns page per 100 waiting samples each time).
 POLL_SECONDS = float(os.environ.get("HEALTHOMICS_POLL_SECONDS", "60"))
+# Flowcells in flight at once (the rest queue): size it to the account's HealthOmics run quotas.
+MAX_ACTIVE_FLOWCELLS = int(os.environ.get("HEALTHOMICS_MAX_ACTIVE_FLOWCELLS", "8"))
 
 with DAG(
     dag_id="healthomics_flowcell",
@@ -29,7 +31,7 @@ with DAG(
     schedule=None,
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
-    max_active_runs=16,
+    max_active_runs=MAX_ACTIVE_FLOWCELLS,
     params=flowcell.PARAMS,
     tags=["healthomics", "genomics"],
     doc_md=__doc__,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +21,8 @@ from omics_emulator import EmulatorAdmin
 from omics_emulator.model import OPERATIONS
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/healthomics-run"
+SAMPLES = ["NA12878", "NA12891", "NA12892", "NA12893"]
+REPO = Path(__file__).resolve().parents[2]
 UNLIMITED = {operation: None for operation in OPERATIONS}
 
 
@@ -175,3 +178,61 @@ def airflow_cluster(local_aws: LocalAWS, tmp_path_factory: pytest.TempPathFactor
     env = {**local_aws.env(), "HEALTHOMICS_POLL_SECONDS": "1"}
     with LocalAirflow(workdir=home, dags_folder=dags, env=env) as cluster:
         yield cluster
+
+
+@pytest.fixture
+def project_dags(airflow_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The project's DAGs, freshly parsed on each call (dag.test() merges a run's conf into the
+    DAG's params, so a parsed DAG serves one run), polling fast."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("HEALTHOMICS_POLL_SECONDS", "0.2")
+    monkeypatch.setenv("HEALTHOMICS_SWEEP_POKE_SECONDS", "0.5")
+
+    def parse(dag_id: str) -> Any:
+        bag = DagBag(dag_folder=str(REPO / "dags"))
+        assert not bag.import_errors, bag.import_errors
+        return bag.get_dag(dag_id)
+
+    return parse
+
+
+@pytest.fixture
+def flowcell_dag(project_dags: Any) -> Any:
+    return project_dags("healthomics_flowcell")
+
+
+@pytest.fixture
+def lab(realtime: EmulatorAdmin, omics: Any, s3: Any, local_aws: LocalAWS) -> dict[str, Any]:
+    """A bucket with FASTQs, a sample workflow and a QC workflow, and an SNS topic with a reader."""
+    bucket = f"lab-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    for sample in SAMPLES:
+        s3.put_object(Bucket=bucket, Key=f"fastq/{sample}.fastq.gz", Body=b"@r\nACGT\n+\nFFFF\n")
+    s3.put_object(Bucket=bucket, Key="qc/config.json", Body=b"{}")
+    sample_wf = omics.create_workflow(
+        name="germline",
+        definitionUri="s3://defs/germline.zip",
+        requestId=str(uuid.uuid4()),
+        parameterTemplate={"sample_id": {"description": "id"}, "fastq": {"description": "reads"}},
+    )
+    qc_wf = omics.create_workflow(
+        name="cohort-qc",
+        definitionUri="s3://defs/qc.zip",
+        requestId=str(uuid.uuid4()),
+        parameterTemplate={"qc_config": {"description": "config"}, "samples": {"description": "samples"}},
+    )
+    realtime.advance(60)  # both ACTIVE
+    sns, sqs = local_aws.client("sns"), local_aws.client("sqs")
+    topic = sns.create_topic(Name=f"flowcells-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    queue = sqs.create_queue(QueueName=f"inbox-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    return {
+        "bucket": bucket,
+        "workflow": sample_wf["id"],
+        "qc_workflow": qc_wf["id"],
+        "topic": topic,
+        "inbox": queue,
+        "sqs": sqs,
+    }

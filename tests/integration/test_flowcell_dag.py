@@ -3,113 +3,15 @@
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from airflow.utils.state import DagRunState, TaskInstanceState
 
-from local_aws import LocalAWS
 from omics_emulator import EmulatorAdmin
 
 from .airflow_dags import run_dag
-from .conftest import ROLE_ARN
-
-REPO = Path(__file__).resolve().parents[2]
-SAMPLES = ["NA12878", "NA12891", "NA12892", "NA12893"]
-
-
-@pytest.fixture
-def flowcell_dag(airflow_env: dict[str, str]) -> Iterator[Any]:
-    """A freshly parsed DAG per test: dag.test() merges a run's conf into the DAG's params."""
-    import os
-
-    from airflow.dag_processing.dagbag import DagBag
-
-    os.environ["HEALTHOMICS_POLL_SECONDS"] = "0.2"
-    try:
-        bag = DagBag(dag_folder=str(REPO / "dags"))
-        assert not bag.import_errors, bag.import_errors
-        yield bag.get_dag("healthomics_flowcell")
-    finally:
-        os.environ.pop("HEALTHOMICS_POLL_SECONDS", None)
-
-
-@pytest.fixture
-def lab(realtime: EmulatorAdmin, omics: Any, s3: Any, local_aws: LocalAWS) -> dict[str, Any]:
-    """A bucket with FASTQs, a sample workflow and a QC workflow, and an SNS topic with a reader."""
-    bucket = f"lab-{uuid.uuid4().hex[:10]}"
-    s3.create_bucket(Bucket=bucket)
-    for sample in SAMPLES:
-        s3.put_object(Bucket=bucket, Key=f"fastq/{sample}.fastq.gz", Body=b"@r\nACGT\n+\nFFFF\n")
-    s3.put_object(Bucket=bucket, Key="qc/config.json", Body=b"{}")
-    sample_wf = omics.create_workflow(
-        name="germline",
-        definitionUri="s3://defs/germline.zip",
-        requestId=str(uuid.uuid4()),
-        parameterTemplate={"sample_id": {"description": "id"}, "fastq": {"description": "reads"}},
-    )
-    qc_wf = omics.create_workflow(
-        name="cohort-qc",
-        definitionUri="s3://defs/qc.zip",
-        requestId=str(uuid.uuid4()),
-        parameterTemplate={"qc_config": {"description": "config"}, "samples": {"description": "samples"}},
-    )
-    realtime.advance(60)  # both ACTIVE
-    sns, sqs = local_aws.client("sns"), local_aws.client("sqs")
-    topic = sns.create_topic(Name=f"flowcells-{uuid.uuid4().hex[:8]}")["TopicArn"]
-    queue = sqs.create_queue(QueueName=f"inbox-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
-    return {
-        "bucket": bucket,
-        "workflow": sample_wf["id"],
-        "qc_workflow": qc_wf["id"],
-        "topic": topic,
-        "inbox": queue,
-        "sqs": sqs,
-    }
-
-
-def reference_manifest(lab: dict[str, Any], samples: list[str] = SAMPLES) -> dict[str, Any]:
-    bucket = lab["bucket"]
-    return {
-        "flowcellSamples": [
-            {
-                "sampleId": s,
-                "fastqFileRef": f"s3://{bucket}/fastq/{s}.fastq.gz",
-                "ahoSampleWorkflowId": lab["workflow"],
-                "OutputS3path": f"s3://{bucket}/outputs/",
-            }
-            for s in samples
-        ],
-        "qcWorkflow": {
-            "qcWorkflowFileRef": f"s3://{bucket}/qc/config.json",
-            "ahoQcWorkflowId": lab["qc_workflow"],
-            "OutputS3path": f"s3://{bucket}/qc-outputs/",
-        },
-    }
-
-
-def upload(s3: Any, lab: dict[str, Any], manifest: Any, name: str = "FC-0001.json") -> str:
-    body = manifest if isinstance(manifest, str) else json.dumps(manifest)
-    s3.put_object(Bucket=lab["bucket"], Key=f"manifests/{name}", Body=body.encode())
-    return f"s3://{lab['bucket']}/manifests/{name}"
-
-
-def conf(lab: dict[str, Any], manifest_uri: str, **extra: Any) -> dict[str, Any]:
-    return {"manifest_uri": manifest_uri, "role_arn": ROLE_ARN, "sns_topic_arn": lab["topic"], **extra}
-
-
-def inbox(lab: dict[str, Any]) -> list[str]:
-    messages = lab["sqs"].receive_message(QueueUrl=lab["inbox"], MaxNumberOfMessages=10).get("Messages", [])
-    return [m["Body"] for m in messages]
-
-
-def sample_runs(omics: Any) -> list[dict[str, Any]]:
-    return [r for r in omics.list_runs()["items"] if not r["name"].endswith("-qc")]
+from .flowcells import SAMPLES, conf, inbox, reference_manifest, sample_runs, upload
 
 
 def test_all_samples_complete_then_qc_then_a_success_notification(

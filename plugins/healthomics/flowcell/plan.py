@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from healthomics.manifest.model import FlowcellManifest, Sample
+from healthomics.manifest.model import FlowcellManifest, ManifestError, Problem, Sample
 
 BATCH = "batch"
 PER_SAMPLE = "per_sample"
@@ -14,9 +14,43 @@ TAG_FLOWCELL = "flowcell"
 TAG_SAMPLE = "sample"
 
 
-def sample_key(dag_id: str, manifest: FlowcellManifest, sample_id: str) -> str:
-    """Idempotency key of one sample's run: same DAG, flowcell, manifest content and sample."""
-    return f"{dag_id}/{manifest.flowcell_id}/{manifest.sha256[:16]}/{sample_id}"
+def _scope(dag_id: str, manifest: FlowcellManifest, rerun_key: str | None) -> str:
+    scope = f"{dag_id}/{manifest.flowcell_id}/{manifest.sha256[:16]}"
+    return f"{scope}/rerun-{rerun_key}" if rerun_key else scope
+
+
+def sample_key(dag_id: str, manifest: FlowcellManifest, sample_id: str, rerun_key: str | None = None) -> str:
+    """Idempotency key of one sample's run: same DAG, flowcell, manifest content and sample.
+
+    Every DAG run of one manifest shares its runs; a ``rerun_key`` (a backfill's) makes new ones.
+    """
+    return f"{_scope(dag_id, manifest, rerun_key)}/{sample_id}"
+
+
+def select_samples(
+    manifest: FlowcellManifest, only: list[str] | None, reuse: dict[str, str] | None
+) -> FlowcellManifest:
+    """The manifest cut down to ``only`` (when given); every id named must be one of its samples."""
+    known = {s.sample_id for s in manifest.samples}
+    problems = [
+        Problem(location="params", field=field, message=f"no sample {sample_id!r} in the manifest")
+        for field, ids in (("samples", only or []), ("reuse_runs", list(reuse or {})))
+        for sample_id in ids
+        if sample_id not in known
+    ]
+    problems += [
+        Problem(location="params", field="reuse_runs", message=f"run id for {sample_id!r} must be a string")
+        for sample_id, run_id in (reuse or {}).items()
+        if not isinstance(run_id, str) or not run_id
+    ]
+    if only is not None and not only:
+        problems.append(Problem(location="params", field="samples", message="an empty sample list selects nothing"))
+    if problems:
+        raise ManifestError(problems, manifest.source_uri)
+    if only is None:
+        return manifest
+    chosen = set(only)
+    return manifest.model_copy(update={"samples": [s for s in manifest.samples if s.sample_id in chosen]})
 
 
 def run_request(manifest: FlowcellManifest, sample: Sample) -> dict[str, Any]:
@@ -39,11 +73,18 @@ def run_request(manifest: FlowcellManifest, sample: Sample) -> dict[str, Any]:
     return request
 
 
-def batch_groups(dag_id: str, manifest: FlowcellManifest) -> list[dict[str, Any]]:
-    """One StartRunBatch per workflow: kwargs for HealthOmicsStartRunBatchOperator."""
+def batch_groups(
+    dag_id: str, manifest: FlowcellManifest, exclude: set[str] | None = None, rerun_key: str | None = None
+) -> list[dict[str, Any]]:
+    """One StartRunBatch per workflow: kwargs for HealthOmicsStartRunBatchOperator.
+
+    :param exclude: samples not to submit (they reuse an existing run).
+    :param rerun_key: see :func:`sample_key`.
+    """
     by_workflow: dict[str, list[Sample]] = {}
     for sample in manifest.samples:
-        by_workflow.setdefault(sample.workflow_id, []).append(sample)
+        if sample.sample_id not in (exclude or set()):
+            by_workflow.setdefault(sample.workflow_id, []).append(sample)
     groups = []
     for workflow_id, samples in sorted(by_workflow.items()):
         default_run_setting = {
@@ -69,16 +110,21 @@ def batch_groups(dag_id: str, manifest: FlowcellManifest) -> list[dict[str, Any]
                 "default_run_setting": default_run_setting,
                 "run_settings": run_settings,
                 "batch_name": f"{manifest.flowcell_id}-{workflow_id}"[:64],
-                "idempotency_key": f"{dag_id}/{manifest.flowcell_id}/{manifest.sha256[:16]}/workflow-{workflow_id}",
+                "idempotency_key": f"{_scope(dag_id, manifest, rerun_key)}/workflow-{workflow_id}",
             }
         )
     return groups
 
 
 def sample_entries(
-    dag_id: str, manifest: FlowcellManifest, submitted: list[dict[str, Any]] | None
+    dag_id: str,
+    manifest: FlowcellManifest,
+    submitted: list[dict[str, Any]] | None,
+    reuse: dict[str, str] | None = None,
+    rerun_key: str | None = None,
 ) -> list[dict[str, Any]]:
-    """What each per-sample task needs: its run request, key, and the batch run if one was started."""
+    """What each per-sample task needs: its run request, key, and the run to follow if there is one
+    (``batch_run`` a batch started, or an ``existing_run`` to reuse)."""
     runs: dict[str, dict[str, Any]] = {}
     failures: dict[str, dict[str, Any]] = {}
     for result in submitted or []:
@@ -90,10 +136,12 @@ def sample_entries(
         entry: dict[str, Any] = {
             "sample_id": sample.sample_id,
             "flowcell_id": manifest.flowcell_id,
-            "idempotency_key": sample_key(dag_id, manifest, sample.sample_id),
+            "idempotency_key": sample_key(dag_id, manifest, sample.sample_id, rerun_key),
             "request": run_request(manifest, sample),
         }
-        if sample.sample_id in runs:
+        if reuse and sample.sample_id in reuse:
+            entry["existing_run"] = {"id": reuse[sample.sample_id]}
+        elif sample.sample_id in runs:
             entry["batch_run"] = runs[sample.sample_id]
         elif sample.sample_id in failures:
             entry["submission_failure"] = failures[sample.sample_id]

@@ -15,7 +15,15 @@ from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSki
 from airflow.sdk import Param, Variable
 
 from healthomics.flowcell.outcomes import SampleOutcome, collect_outcomes, evaluate_policy
-from healthomics.flowcell.plan import BATCH, PER_SAMPLE, SUBMISSION_MODES, TAG_FLOWCELL, batch_groups, sample_entries
+from healthomics.flowcell.plan import (
+    BATCH,
+    PER_SAMPLE,
+    SUBMISSION_MODES,
+    TAG_FLOWCELL,
+    batch_groups,
+    sample_entries,
+    select_samples,
+)
 from healthomics.flowcell.report import build_report, invalid_manifest_report, render_text
 from healthomics.hooks.omics import HealthOmicsHook
 from healthomics.manifest import FlowcellManifest, ManifestError, ManifestOptions, parse_manifest
@@ -111,6 +119,33 @@ PARAMS: dict[str, Param] = {
         title="Report location",
         description="s3:// prefix for report.json/report.txt. Default: next to the outputs.",
     ),
+    "workflow_version_name": Param(
+        None,
+        type=["null", "string"],
+        title="Workflow version",
+        description="Run this version of the sample workflows (default: the manifest's, else the workflow's default).",
+    ),
+    "samples": Param(
+        None,
+        type=["null", "array"],
+        items={"type": "string"},
+        title="Only these samples",
+        description="Run a subset of the manifest's samples (default: all).",
+    ),
+    "reuse_runs": Param(
+        None,
+        type=["null", "object"],
+        title="Reuse runs",
+        description="Sample id -> existing run id to take as that sample's run instead of submitting, e.g. "
+        '{"NA12878": "1234567"} (the backfill DAG fills this in).',
+    ),
+    "rerun_key": Param(
+        None,
+        type=["null", "string"],
+        title="Rerun key",
+        description="Submissions under another key are new runs; the same key finds the same runs again "
+        "(the backfill DAG sets it). Default: runs of this manifest are shared by every DAG run of it.",
+    ),
     "check_inputs": Param(True, type="boolean", title="Check that every input exists before submitting"),
     "dry_run": Param(
         False, type="boolean", title="Dry run", description="Validate and show what would be submitted; submit nothing."
@@ -122,7 +157,8 @@ def _omics(context: dict[str, Any]) -> HealthOmicsHook:
     return HealthOmicsHook(aws_conn_id=AWS_CONN_ID)
 
 
-def _read_manifest(params: dict[str, Any], aws_conn_id: str | None) -> tuple[bytes | str | dict[str, Any], str | None]:
+def read_manifest(params: dict[str, Any], aws_conn_id: str | None) -> tuple[bytes | str | dict[str, Any], str | None]:
+    """The manifest a run names (``manifest_uri`` or inline ``manifest``) and where it came from."""
     if params.get("manifest_uri"):
         uri = params["manifest_uri"]
         bucket, key = S3Hook.parse_s3_url(uri)
@@ -136,12 +172,9 @@ def _read_manifest(params: dict[str, Any], aws_conn_id: str | None) -> tuple[byt
     raise AirflowFailException("Give a manifest: the manifest_uri parameter (s3://...) or an inline manifest")
 
 
-def load_manifest(**context: Any) -> dict[str, Any]:
-    """Read and validate the whole manifest (and its workflows and inputs); return the plan."""
-    params = context["params"]
-    aws_conn_id = AWS_CONN_ID
-    raw, source = _read_manifest(params, aws_conn_id)
-    options = ManifestOptions(
+def manifest_options(params: dict[str, Any]) -> ManifestOptions:
+    """What a run's params (and the deployment's Variables) add to the manifest."""
+    return ManifestOptions(
         flowcell_id=params.get("flowcell_id"),
         workflow_id=params.get("workflow_id"),
         role_arn=params.get("role_arn") or Variable.get(VAR_ROLE_ARN, default=None),
@@ -151,9 +184,20 @@ def load_manifest(**context: Any) -> dict[str, Any]:
         sns_topic_arn=params.get("sns_topic_arn"),
         report_uri=params.get("report_uri"),
         allowed_output_prefixes=json.loads(Variable.get(VAR_ALLOWED_OUTPUTS, default="[]")),
+        run_defaults={"workflow_version_name": params["workflow_version_name"]}
+        if params.get("workflow_version_name")
+        else {},
     )
+
+
+def load_manifest(**context: Any) -> dict[str, Any]:
+    """Read and validate the whole manifest (and its workflows and inputs); return the plan."""
+    params = context["params"]
+    aws_conn_id = AWS_CONN_ID
+    raw, source = read_manifest(params, aws_conn_id)
+    options = manifest_options(params)
     try:
-        manifest = parse_manifest(raw, options, source)
+        manifest = select_samples(parse_manifest(raw, options, source), params.get("samples"), params.get("reuse_runs"))
         problems = check_workflows(manifest, _omics(context))
         if params.get("check_inputs", True):
             problems += check_inputs(manifest, S3Hook(aws_conn_id=aws_conn_id))
@@ -170,7 +214,9 @@ def load_manifest(**context: Any) -> dict[str, Any]:
     if not manifest.notification.sns_topic_arn:
         manifest.notification.sns_topic_arn = Variable.get(VAR_SNS_TOPIC, default=None)
     dag_id = context["ti"].dag_id
-    batches = batch_groups(dag_id, manifest) if mode == BATCH else []
+    reuse = dict(params.get("reuse_runs") or {})
+    rerun_key = params.get("rerun_key")
+    batches = batch_groups(dag_id, manifest, exclude=set(reuse), rerun_key=rerun_key) if mode == BATCH else []
     plan = {
         "flowcell_id": manifest.flowcell_id,
         "mode": mode,
@@ -178,6 +224,8 @@ def load_manifest(**context: Any) -> dict[str, Any]:
         "manifest": manifest.model_dump(mode="json"),
         "batches": batches,
         "sample_ids": [s.sample_id for s in manifest.samples],
+        "reuse_runs": reuse,
+        "rerun_key": rerun_key,
     }
     log.info(
         "Flowcell %s: %d samples, %s submission%s, workflows %s%s",
@@ -189,6 +237,9 @@ def load_manifest(**context: Any) -> dict[str, Any]:
         " (DRY RUN: nothing will be submitted)" if plan["dry_run"] else "",
     )
     for sample in manifest.samples:
+        if sample.sample_id in reuse:
+            log.info("  %s -> reuses run %s", sample.sample_id, reuse[sample.sample_id])
+            continue
         log.info(
             "  %s -> workflow %s, outputs %s, parameters %s",
             sample.sample_id,
@@ -213,13 +264,15 @@ def entries_for_samples(plan: dict[str, Any], submitted: Any, **context: Any) ->
     """One entry per sample for the mapped sample tasks (joined with the batch results)."""
     manifest = FlowcellManifest(**plan["manifest"])
     results = [r for r in (submitted or []) if r]
-    return sample_entries(context["ti"].dag_id, manifest, results)
+    return sample_entries(
+        context["ti"].dag_id, manifest, results, reuse=plan.get("reuse_runs"), rerun_key=plan.get("rerun_key")
+    )
 
 
 # -- after the samples -----------------------------------------------------------------------
 
 
-def _task_states(context: dict[str, Any], task_ids: list[str]) -> dict[str, str | None]:
+def task_states(context: dict[str, Any], task_ids: list[str]) -> dict[str, str | None]:
     ti = context["ti"]
     states = ti.get_task_states(dag_id=ti.dag_id, task_ids=task_ids, run_ids=[ti.run_id])
     return dict(states.get(ti.run_id, {}))
@@ -259,7 +312,7 @@ def sample_outcomes(plan: dict[str, Any], context: dict[str, Any]) -> list[Sampl
         return [SampleOutcome(s, "NOT_RUN", message="dry run") for s in sample_ids]
     results = {r["sample_id"]: r for r in _pull_mapped(context, "return_value")}
     failures = {f["sample_id"]: f for f in _pull_mapped(context, FAILURE_XCOM)}
-    states = _task_states(context, [SAMPLE_TASK])
+    states = task_states(context, [SAMPLE_TASK])
     return collect_outcomes(
         sample_ids,
         [results.get(s) for s in sample_ids],
@@ -327,7 +380,7 @@ def qc_outcome(plan: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     if plan["manifest"].get("qc") is None:
         return {"status": "NOT_CONFIGURED"}
     ti = context["ti"]
-    states = _task_states(context, [QC_GATE_TASK, QC_TASK])
+    states = task_states(context, [QC_GATE_TASK, QC_TASK])
     policy = ti.xcom_pull(task_ids=QC_GATE_TASK, key=POLICY_XCOM)
     if states.get(QC_GATE_TASK) == "failed":
         return {"status": "POLICY_FAILED", "message": policy or "the QC gate failed"}

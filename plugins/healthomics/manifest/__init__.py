@@ -1,7 +1,7 @@
 """Flowcell manifests: three input formats, one validated model."""
 
 from healthomics.manifest.model import FlowcellManifest, ManifestError, Problem, QcSpec, RunDefaults, Sample
-from healthomics.manifest.parse import ManifestOptions, native_schema, parse_manifest
+from healthomics.manifest.parse import ManifestOptions, declared_flowcell_id, native_schema, parse_manifest
 
 __all__ = [
     "FlowcellManifest",
@@ -11,6 +11,7 @@ __all__ = [
     "QcSpec",
     "RunDefaults",
     "Sample",
+    "declared_flowcell_id",
     "native_schema",
     "parse_manifest",
 ]

@@ -147,6 +147,25 @@ def _flowcell_from_uri(source_uri: str | None) -> str | None:
     return stem or None
 
 
+def declared_flowcell_id(raw: bytes | str | dict[str, Any], source_uri: str | None = None) -> str | None:
+    """The flowcell id a manifest declares, by the rule :func:`parse_manifest` follows.
+
+    The native format's ``flowcell_id``, else the file name's stem. Validates nothing, so it
+    also names a manifest too broken to parse.
+    """
+    document: Any = raw
+    if not isinstance(raw, dict):
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        try:
+            document = json.loads(text) if text.lstrip().startswith("{") else None
+        except ValueError:
+            document = None
+    declared = document.get("flowcell_id") if isinstance(document, dict) else None
+    if isinstance(declared, str) and declared.strip():
+        return declared.strip()
+    return _flowcell_from_uri(source_uri)
+
+
 def render_parameters(template: Any, values: dict[str, Any], location: str, problems: _Collector) -> Any:
     """Fill ``{name}`` placeholders; a value that is exactly ``"{name}"`` keeps the field's own type."""
     if isinstance(template, dict):

@@ -44,7 +44,8 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
 
     ``sample`` describes the sample (see :func:`healthomics.flowcell.plan.sample_entries`):
     ``sample_id``, the StartRun ``request``, its ``idempotency_key``, and either the
-    ``batch_run`` a run batch started for it or the ``submission_failure`` the batch reported.
+    ``batch_run`` a run batch started for it, an ``existing_run`` to reuse (a backfill's
+    COMPLETED or live run), or the ``submission_failure`` the batch reported.
 
     * First execution: waits for the batch run (success only if it COMPLETED), fails with the
       service's reason if the batch could not submit it, or — with no batch — starts the run.
@@ -108,7 +109,8 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
         sample = self.sample
         store = context.get("task_state_store")
         state = store.get(STATE_KEY) if store is not None else None
-        batch_run = sample.get("batch_run")
+        # The run to follow first: the one a batch started for it, or one it was told to reuse.
+        batch_run = sample.get("batch_run") or sample.get("existing_run")
 
         def remember(attempt: int, run_id: str | None, request_id: str | None = None) -> None:
             if store is not None:
@@ -120,7 +122,7 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
                 remember(1, batch_run["id"])
                 run = self._current_run(batch_run["id"])
                 if run is None:
-                    self._fail(context, {"status": "DELETED", "id": batch_run["id"]}, "the batch run no longer exists")
+                    self._fail(context, {"status": "DELETED", "id": batch_run["id"]}, "its run no longer exists")
                 return self._follow(context, run, attempt=1, batch_id=batch_run.get("batchId"))
             if sample.get("submission_failure"):
                 remember(1, None)

@@ -1,0 +1,70 @@
+"""Start one flowcell run for every manifest that lands in S3, from S3 event notifications.
+
+S3 (ObjectCreated under the manifest prefix) -> SQS -> an Asset watcher (the amazon
+provider's SqsSensorTrigger, in the triggerer) -> an asset event -> this DAG -> one
+``healthomics_flowcell`` run per manifest version, its run id made of flowcell id + ETag, so a
+duplicate event starts nothing and a changed manifest starts a new run.
+
+Configure with the Airflow Variables ``healthomics_manifest_prefix`` (s3://<bucket>/<prefix>/) and
+``healthomics_manifest_queue_url``; without them the DAG has no schedule and does nothing.
+Messages are deleted from the queue only after their runs exist: while Airflow is down they
+wait in the queue. Where there is no queue, ``healthomics_manifest_sweep`` does the same by
+listing the prefix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import DAG, Asset, AssetWatcher, Variable, task
+
+from healthomics.flowcell.tasks import AWS_CONN_ID
+from healthomics.intake import tasks as intake
+
+PREFIX = Variable.get(intake.VAR_MANIFEST_PREFIX, default=None)
+QUEUE_URL = Variable.get(intake.VAR_MANIFEST_QUEUE_URL, default=None)
+
+schedule: list[Asset] | None = None
+if PREFIX and QUEUE_URL:
+    schedule = [
+        Asset(
+            name="healthomics_manifests",
+            uri=PREFIX,
+            watchers=[
+                AssetWatcher(
+                    name="healthomics_manifest_queue",
+                    trigger=SqsSensorTrigger(
+                        sqs_queue=QUEUE_URL,
+                        aws_conn_id=AWS_CONN_ID,
+                        max_messages=10,
+                        wait_time_seconds=10,  # long polling: few empty receives
+                        waiter_delay=5,
+                        visibility_timeout=intake.MESSAGE_VISIBILITY_SECONDS,
+                        delete_message_on_reception=False,  # deleted by the DAG once the runs exist
+                    ),
+                )
+            ],
+        )
+    ]
+
+with DAG(
+    dag_id="healthomics_manifest_events",
+    description="One healthomics_flowcell run per manifest landing in S3 (S3 events through SQS)",
+    schedule=schedule,
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    tags=["healthomics", "intake"],
+    doc_md=__doc__,
+) as dag:
+    manifests = task(intake.manifests_from_events, task_id="manifests")()
+    runs = task(intake.runs_for_manifests, task_id="flowcell_runs")(manifests)
+    trigger = TriggerDagRunOperator.partial(
+        task_id="trigger_flowcell",
+        trigger_dag_id=intake.FLOWCELL_DAG_ID,
+        skip_when_already_exists=True,  # the same manifest version again: its run is there
+        map_index_template="{{ task.trigger_run_id }}",
+    ).expand_kwargs(runs)
+    acknowledge = task(intake.acknowledge_messages, task_id="acknowledge", trigger_rule="none_failed")()
+    trigger >> acknowledge

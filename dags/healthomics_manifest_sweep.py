@@ -1,0 +1,61 @@
+"""Start one flowcell run for every manifest that lands in S3, without an event queue.
+
+A deferrable S3 key sensor (the amazon provider's, waiting in the triggerer) waits until a
+manifest has landed under the prefix since the last successful sweep; then each manifest of
+that window gets its ``healthomics_flowcell`` run, with the same deterministic run id as the
+events path (flowcell id + ETag), so overlapping windows, rescans and both paths together
+never start a manifest twice. A sweep that finds nothing before its timeout is skipped.
+
+Manifests that landed between two past dates: ``airflow backfill create --dag-id
+healthomics_manifest_sweep --from-date ... --to-date ...`` sweeps exactly those intervals.
+Prefix: the ``manifest_prefix`` param, else the Airflow Variable ``healthomics_manifest_prefix``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import DAG, task
+
+from healthomics.flowcell.tasks import AWS_CONN_ID
+from healthomics.intake import tasks as intake
+
+SCHEDULE = os.environ.get("HEALTHOMICS_SWEEP_SCHEDULE", "@hourly")
+POKE_SECONDS = float(os.environ.get("HEALTHOMICS_SWEEP_POKE_SECONDS", "60"))
+
+with DAG(
+    dag_id="healthomics_manifest_sweep",
+    description="One healthomics_flowcell run per manifest landing in S3 (deferrable S3 key sensor)",
+    schedule=SCHEDULE,
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    params=intake.SWEEP_PARAMS,
+    user_defined_macros={"sensor_key": intake.sensor_key},
+    tags=["healthomics", "intake"],
+    doc_md=__doc__,
+) as dag:
+    landed = S3KeySensor(
+        task_id="wait_for_manifest",
+        aws_conn_id=AWS_CONN_ID,
+        bucket_key="{{ sensor_key(params) }}",
+        wildcard_match=True,
+        check_fn=intake.landed_in_window,
+        metadata_keys=["Key", "LastModified"],
+        deferrable=True,
+        poke_interval=POKE_SECONDS,
+        timeout=50 * 60,  # the next sweep takes over
+        soft_fail=True,
+    )
+    manifests = task(intake.manifests_in_window, task_id="manifests")()
+    runs = task(intake.runs_for_manifests, task_id="flowcell_runs")(manifests)
+    TriggerDagRunOperator.partial(
+        task_id="trigger_flowcell",
+        trigger_dag_id=intake.FLOWCELL_DAG_ID,
+        skip_when_already_exists=True,
+        map_index_template="{{ task.trigger_run_id }}",
+    ).expand_kwargs(runs)
+    landed >> manifests

@@ -1,0 +1,87 @@
+"""What a backfill does to each sample of a past flowcell, decided from the runs it already has."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from healthomics.hooks.omics import RUN_ACTIVE_STATES, RUN_FAILURE_STATES, RUN_SUCCESS_STATES
+
+# What to run again.
+MISSING = "missing"  # samples with no COMPLETED run of this workflow version (the default)
+FAILED = "failed"  # only samples whose latest run FAILED / was CANCELLED / DELETED
+ALL = "all"  # every sample, completed or not
+RERUN_MODES = (MISSING, FAILED, ALL)
+
+RUN = "run"  # submit a new run
+REUSE = "reuse"  # take an existing run (COMPLETED, or still going) as the sample's run
+LEAVE = "leave"  # not part of this backfill
+
+
+@dataclass(frozen=True)
+class SampleDecision:
+    sample_id: str
+    action: str
+    reason: str
+    run_id: str | None = None  # the run reused, or the latest one seen
+    status: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def same_workflow_version(run: dict[str, Any], workflow_id: str, version_name: str | None) -> bool:
+    """Was ``run`` a run of this workflow at this version (None: the workflow's default)?"""
+    return str(run.get("workflowId")) == workflow_id and (run.get("workflowVersionName") or None) == (
+        version_name or None
+    )
+
+
+def decide(sample_id: str, runs: list[dict[str, Any]], mode: str) -> SampleDecision:
+    """What to do with one sample, given its earlier runs of this workflow version (any order).
+
+    A live run is always reused: a second paid run of the same sample is never started while
+    one is still going.
+    """
+    if mode not in RERUN_MODES:
+        raise ValueError(f"unknown rerun mode {mode!r}; expected one of {', '.join(RERUN_MODES)}")
+    newest = sorted(runs, key=lambda r: str(r.get("creationTime") or ""), reverse=True)
+    live = next((r for r in newest if r.get("status") in RUN_ACTIVE_STATES - {"STOPPING"}), None)
+    if live is not None:
+        return SampleDecision(sample_id, REUSE, "a run is still going", live["id"], live["status"])
+    completed = next((r for r in newest if r.get("status") in RUN_SUCCESS_STATES), None)
+    latest = newest[0] if newest else None
+    if mode == ALL:
+        return SampleDecision(
+            sample_id,
+            RUN,
+            "everything is run again",
+            latest["id"] if latest else None,
+            latest.get("status") if latest else None,
+        )
+    if completed is not None:
+        return SampleDecision(sample_id, REUSE, "already COMPLETED", completed["id"], completed["status"])
+    if latest is None:
+        if mode == FAILED:
+            return SampleDecision(sample_id, LEAVE, "never run (rerun mode 'failed' takes failed runs only)")
+        return SampleDecision(sample_id, RUN, "never run")
+    if latest.get("status") in RUN_FAILURE_STATES:
+        return SampleDecision(sample_id, RUN, f"latest run {latest['status']}", latest["id"], latest["status"])
+    return SampleDecision(sample_id, RUN, f"no COMPLETED run (latest {latest.get('status')})", latest["id"])
+
+
+def flowcell_conf(
+    manifest_uri: str, decisions: list[SampleDecision], rerun_key: str, extra: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """The ``healthomics_flowcell`` conf that carries the decisions out; None when there is nothing to run."""
+    if not any(d.action == RUN for d in decisions):
+        return None
+    conf: dict[str, Any] = {
+        **(extra or {}),
+        "manifest_uri": manifest_uri,
+        "rerun_key": rerun_key,
+        "reuse_runs": {d.sample_id: d.run_id for d in decisions if d.action == REUSE},
+    }
+    if any(d.action == LEAVE for d in decisions):
+        conf["samples"] = [d.sample_id for d in decisions if d.action != LEAVE]
+    return conf

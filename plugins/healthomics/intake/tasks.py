@@ -1,0 +1,199 @@
+"""The Python callables and settings of the manifest intake DAGs.
+
+``healthomics_manifest_events``
+    Scheduled on an Asset whose watcher reads S3 event notifications from SQS: each batch of
+    messages becomes an asset event, each manifest in them a ``healthomics_flowcell`` run.
+    Messages are deleted only after their runs exist (or are known to exist), so a crash
+    anywhere in between redelivers them; the run ids make the redelivery harmless.
+``healthomics_manifest_sweep``
+    For deployments without the queue: a deferrable S3 key sensor waits for a manifest that
+    landed since the last successful sweep, then every manifest of that window gets its run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.hooks.sqs import SqsHook
+from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.sdk import Param, Variable
+
+from healthomics.flowcell.tasks import AWS_CONN_ID
+from healthomics.intake.manifests import (
+    MANIFEST_SUFFIXES,
+    ManifestObject,
+    flowcell_runs,
+    is_manifest,
+    list_manifests,
+    objects_in_notification,
+)
+
+log = logging.getLogger(__name__)
+
+FLOWCELL_DAG_ID = "healthomics_flowcell"
+# Deployment settings (Airflow Variables, or AIRFLOW_VAR_* in the environment).
+VAR_MANIFEST_PREFIX = "healthomics_manifest_prefix"  # s3://<bucket>/<prefix>/ the lab's manifests land under
+VAR_MANIFEST_QUEUE_URL = "healthomics_manifest_queue_url"  # SQS queue receiving that prefix's S3 events
+
+# Seconds a received message stays invisible: the time the events DAG has to trigger its runs
+# before the message is delivered again (harmless: the runs exist by then, or get created).
+MESSAGE_VISIBILITY_SECONDS = 900
+MESSAGES_XCOM = "messages"
+# The sweep looks this far before the last successful sweep ended (objects listed late).
+SWEEP_OVERLAP = dt.timedelta(minutes=10)
+
+SWEEP_PARAMS: dict[str, Param] = {
+    "manifest_prefix": Param(
+        None,
+        type=["null", "string"],
+        pattern=r"^s3://",
+        title="Manifest prefix",
+        description=f"s3://<bucket>/<prefix>/ to sweep. Default: the Airflow Variable {VAR_MANIFEST_PREFIX}.",
+    ),
+    "lookback_hours": Param(
+        24,
+        type="number",
+        minimum=0,
+        title="Look back (first sweep)",
+        description="With no earlier successful sweep, manifests that landed this many hours back are taken.",
+    ),
+}
+
+
+def manifest_prefix(params: dict[str, Any] | None = None) -> str:
+    """The watched prefix: the run's ``manifest_prefix`` param, else the deployment's Variable."""
+    prefix = (params or {}).get("manifest_prefix") or Variable.get(VAR_MANIFEST_PREFIX, default=None)
+    if not prefix:
+        raise AirflowFailException(
+            f"No manifest prefix: set the Airflow Variable {VAR_MANIFEST_PREFIX} (s3://<bucket>/<prefix>/)"
+        )
+    return str(prefix)
+
+
+def _s3() -> Any:
+    return S3Hook(aws_conn_id=AWS_CONN_ID).get_conn()
+
+
+# -- the events path ---------------------------------------------------------------------------
+
+
+def _trigger_payloads(context: dict[str, Any]) -> list[dict[str, Any]]:
+    payloads = []
+    for events in context["triggering_asset_events"].values():
+        for event in events:
+            payload = (event.extra or {}).get("payload")
+            if isinstance(payload, dict):
+                payloads.append(payload)
+    return payloads
+
+
+def manifests_from_events(**context: Any) -> list[dict[str, Any]]:
+    """The manifest objects the triggering asset events announce (one per object version).
+
+    Every message seen is kept in XCom ``messages`` for :func:`acknowledge_messages`;
+    a message that is not an S3 event is logged and acknowledged, so it cannot block the queue.
+    """
+    prefix = manifest_prefix()
+    objects: list[ManifestObject] = []
+    messages = []
+    for payload in _trigger_payloads(context):
+        for message in payload.get("message_batch", []):
+            messages.append({"MessageId": message["MessageId"], "ReceiptHandle": message["ReceiptHandle"]})
+            try:
+                announced = objects_in_notification(message.get("Body", ""))
+            except (ValueError, KeyError, TypeError) as err:
+                log.error("Message %s is not an S3 event (%s); dropping it: %.500s", message["MessageId"], err, message)
+                continue
+            for obj in announced:
+                if is_manifest(obj, prefix):
+                    objects.append(obj)
+                else:
+                    log.info("Ignoring %s: not a manifest under %s", obj.uri, prefix)
+    context["ti"].xcom_push(key=MESSAGES_XCOM, value=messages)
+    log.info("%d message(s), %d manifest version(s)", len(messages), len(objects))
+    return [o.as_dict() for o in objects]
+
+
+def runs_for_manifests(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """TriggerDagRunOperator arguments (deterministic run id, manifest URI) per manifest version."""
+    return list(flowcell_runs(_s3(), [ManifestObject(**o) for o in objects]))
+
+
+def acknowledge_messages(**context: Any) -> int:
+    """Delete the messages this run handled from the queue (after their runs were triggered)."""
+    messages = context["ti"].xcom_pull(task_ids="manifests", key=MESSAGES_XCOM) or []
+    if not messages:
+        return 0
+    queue_url = Variable.get(VAR_MANIFEST_QUEUE_URL)
+    client: Any = SqsHook(aws_conn_id=AWS_CONN_ID).get_conn()
+    failed = []
+    for start in range(0, len(messages), 10):
+        chunk = messages[start : start + 10]
+        response = client.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
+        )
+        failed += response.get("Failed", [])
+    if failed:
+        # The message comes back after its visibility timeout; its run exists by then: harmless.
+        log.warning("Could not delete %d message(s) (they will be redelivered): %s", len(failed), json.dumps(failed))
+    return len(messages) - len(failed)
+
+
+# -- the sweep path ----------------------------------------------------------------------------
+
+
+def sweep_window(context: dict[str, Any]) -> tuple[dt.datetime, dt.datetime | None]:
+    """Manifests that landed since the last successful sweep ended (less an overlap) are this sweep's.
+
+    The first sweep looks back ``lookback_hours``. A DAG-run with an explicit data interval in
+    the past (``airflow backfill create``) sweeps exactly that interval.
+    """
+    dag_run = context["dag_run"]
+    start = context.get("data_interval_start")
+    end = context.get("data_interval_end")
+    if str(getattr(dag_run, "run_type", "")).lower().endswith("backfill") and start and end:
+        return start - SWEEP_OVERLAP, end
+    previous = context.get("prev_data_interval_end_success")
+    if not previous:  # (a lazy proxy: test its truth, not its identity)
+        now = dt.datetime.now(dt.UTC)
+        return now - dt.timedelta(hours=float(context["params"].get("lookback_hours") or 24)), None
+    return dt.datetime.fromisoformat(str(previous)) - SWEEP_OVERLAP, None
+
+
+def _landed(value: Any) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str):
+        return dt.datetime.fromisoformat(value)
+    return None
+
+
+def landed_in_window(files: list[dict[str, Any]], **context: Any) -> bool:
+    """``check_fn`` of the sweep's S3 key sensor: has a manifest landed in this sweep's window?"""
+    since, until = sweep_window(context)
+    for f in files:
+        landed = _landed(f.get("LastModified"))
+        if landed is None or landed < since or (until and landed >= until):
+            continue
+        if str(f.get("Key", "")).lower().endswith(MANIFEST_SUFFIXES):
+            return True
+    return False
+
+
+def manifests_in_window(**context: Any) -> list[dict[str, Any]]:
+    """Every manifest that landed in this sweep's window."""
+    prefix = manifest_prefix(context["params"])
+    since, until = sweep_window(context)
+    found = list_manifests(_s3(), prefix, since, until)
+    log.info("%d manifest(s) under %s landed since %s%s", len(found), prefix, since, f" until {until}" if until else "")
+    return [o.as_dict() for o in found]
+
+
+def sensor_key(params: dict[str, Any] | None = None) -> str:
+    """The S3 key sensor's wildcard: everything under the watched prefix."""
+    return manifest_prefix(params) + "*"

@@ -1,0 +1,62 @@
+"""Shared pieces of the flowcell tests: manifests, uploads, run confs, what the lab received."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .conftest import ROLE_ARN, SAMPLES
+
+__all__ = ["SAMPLES", "conf", "dag_runs", "inbox", "reference_manifest", "sample_runs", "upload"]
+
+
+def reference_manifest(lab: dict[str, Any], samples: list[str] = SAMPLES) -> dict[str, Any]:
+    bucket = lab["bucket"]
+    return {
+        "flowcellSamples": [
+            {
+                "sampleId": s,
+                "fastqFileRef": f"s3://{bucket}/fastq/{s}.fastq.gz",
+                "ahoSampleWorkflowId": lab["workflow"],
+                "OutputS3path": f"s3://{bucket}/outputs/",
+            }
+            for s in samples
+        ],
+        "qcWorkflow": {
+            "qcWorkflowFileRef": f"s3://{bucket}/qc/config.json",
+            "ahoQcWorkflowId": lab["qc_workflow"],
+            "OutputS3path": f"s3://{bucket}/qc-outputs/",
+        },
+    }
+
+
+def upload(s3: Any, lab: dict[str, Any], manifest: Any, name: str = "FC-0001.json") -> str:
+    body = manifest if isinstance(manifest, str) else json.dumps(manifest)
+    s3.put_object(Bucket=lab["bucket"], Key=f"manifests/{name}", Body=body.encode())
+    return f"s3://{lab['bucket']}/manifests/{name}"
+
+
+def conf(lab: dict[str, Any], manifest_uri: str, **extra: Any) -> dict[str, Any]:
+    return {"manifest_uri": manifest_uri, "role_arn": ROLE_ARN, "sns_topic_arn": lab["topic"], **extra}
+
+
+def inbox(lab: dict[str, Any]) -> list[str]:
+    messages = lab["sqs"].receive_message(QueueUrl=lab["inbox"], MaxNumberOfMessages=10).get("Messages", [])
+    return [m["Body"] for m in messages]
+
+
+def sample_runs(omics: Any) -> list[dict[str, Any]]:
+    return [r for r in omics.list_runs()["items"] if not r["name"].endswith("-qc")]
+
+
+def dag_runs(dag_id: str, run_id_prefix: str) -> dict[str, Any]:
+    """The DAG runs (by run id) whose id starts with ``run_id_prefix``, from the metadata DB."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        found = session.scalars(
+            select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id.startswith(run_id_prefix))
+        ).all()
+        return {run.run_id: {"conf": run.conf, "state": run.state, "note": run.note} for run in found}
