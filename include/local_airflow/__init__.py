@@ -168,6 +168,22 @@ class LocalAirflow:
         self.wait_for_dag(dag_id)
         self.api("PATCH", f"dags/{dag_id}", {"is_paused": False})
 
+    def pause(self, dag_id: str) -> None:
+        self.wait_for_dag(dag_id)
+        self.api("PATCH", f"dags/{dag_id}", {"is_paused": True})
+
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        """Every run of the DAG (oldest first)."""
+        runs: list[dict[str, Any]] = []
+        while True:
+            page = self.api("GET", f"dags/{dag_id}/dagRuns?limit=100&offset={len(runs)}&order_by=run_after")
+            runs += page["dag_runs"]
+            if not page["dag_runs"] or len(runs) >= page["total_entries"]:
+                return runs
+
+    def delete_dag_run(self, dag_id: str, run_id: str) -> None:
+        self.api("DELETE", f"dags/{dag_id}/dagRuns/{run_id}")
+
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, run_id: str | None = None) -> str:
         body: dict[str, Any] = {"logical_date": None, "conf": conf or {}}
         if run_id:

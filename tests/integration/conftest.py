@@ -23,6 +23,9 @@ from omics_emulator.model import OPERATIONS
 ROLE_ARN = "arn:aws:iam::123456789012:role/healthomics-run"
 SAMPLES = ["NA12878", "NA12891", "NA12892", "NA12893"]
 REPO = Path(__file__).resolve().parents[2]
+# The cluster's manifest landing zone (its S3 events go to the cluster's manifest queue).
+INTAKE_BUCKET = "sequencing-intake"
+INTAKE_PREFIX = "manifests/incoming/"
 UNLIMITED = {operation: None for operation in OPERATIONS}
 
 
@@ -175,8 +178,32 @@ def airflow_cluster(local_aws: LocalAWS, tmp_path_factory: pytest.TempPathFactor
     dags.mkdir()
     for source in (*(repo / "dags").glob("*.py"), *(Path(__file__).parent / "dags").glob("*.py")):
         shutil.copy(source, dags)
-    env = {**local_aws.env(), "HEALTHOMICS_POLL_SECONDS": "1"}
+    # Where manifests land, and the queue their S3 events go to (healthomics_manifest_events).
+    s3, sqs = local_aws.client("s3"), local_aws.client("sqs")
+    s3.create_bucket(Bucket=INTAKE_BUCKET)
+    queue_url = sqs.create_queue(QueueName="healthomics-manifests")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(
+        Bucket=INTAKE_BUCKET,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": queue_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": INTAKE_PREFIX}]}},
+                }
+            ]
+        },
+    )
+    env = {
+        **local_aws.env(),
+        "HEALTHOMICS_POLL_SECONDS": "1",
+        "AIRFLOW_VAR_HEALTHOMICS_MANIFEST_PREFIX": f"s3://{INTAKE_BUCKET}/{INTAKE_PREFIX}",
+        "AIRFLOW_VAR_HEALTHOMICS_MANIFEST_QUEUE_URL": queue_url,
+        "AIRFLOW_VAR_HEALTHOMICS_RUN_ROLE_ARN": ROLE_ARN,
+    }
     with LocalAirflow(workdir=home, dags_folder=dags, env=env) as cluster:
+        cluster.manifest_queue_url = queue_url  # type: ignore[attr-defined]
         yield cluster
 
 
