@@ -1,0 +1,173 @@
+"""Pure parts of the manifest intake and the backfill: event parsing, run ids, per-sample decisions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from healthomics.backfill.plan import ALL, FAILED, LEAVE, MISSING, REUSE, RUN, decide, flowcell_conf
+from healthomics.flowcell.plan import batch_groups, sample_entries, sample_key, select_samples
+from healthomics.intake.manifests import (
+    ManifestObject,
+    flowcell_run_id,
+    is_manifest,
+    objects_in_notification,
+    unique,
+)
+from healthomics.manifest import ManifestError, ManifestOptions, declared_flowcell_id, parse_manifest
+
+ROLE = "arn:aws:iam::123456789012:role/run"
+
+
+def s3_record(key: str, etag: str = "abc", event: str = "ObjectCreated:Put") -> dict[str, Any]:
+    return {
+        "eventName": event,
+        "eventTime": "2026-11-25T10:00:00Z",
+        "s3": {"bucket": {"name": "lab"}, "object": {"key": key, "eTag": etag}},
+    }
+
+
+def test_s3_notifications_in_every_wrapping_name_the_created_objects() -> None:
+    direct = {"Records": [s3_record("in/FC+1%281%29.json"), s3_record("in/old.json", event="ObjectRemoved:Delete")]}
+    assert objects_in_notification(json.dumps(direct)) == [
+        ManifestObject("lab", "in/FC 1(1).json", "abc", None, "2026-11-25T10:00:00Z")
+    ]
+    via_sns = {"Type": "Notification", "Message": json.dumps(direct)}
+    assert objects_in_notification(via_sns) == objects_in_notification(direct)
+    eventbridge = {
+        "source": "aws.s3",
+        "detail-type": "Object Created",
+        "time": "2026-11-25T10:00:00Z",
+        "detail": {"bucket": {"name": "lab"}, "object": {"key": "in/FC 2.csv", "etag": "e2", "version-id": "v1"}},
+    }
+    assert objects_in_notification(eventbridge) == [
+        ManifestObject("lab", "in/FC 2.csv", "e2", "v1", "2026-11-25T10:00:00Z")
+    ]
+    assert objects_in_notification({"Service": "Amazon S3", "Event": "s3:TestEvent"}) == []
+    for junk in ("not json", "[1]", {"hello": 1}):
+        with pytest.raises(ValueError, match=r"Expecting value|not a JSON object|neither an S3"):
+            objects_in_notification(junk)
+
+
+def test_only_manifests_under_the_prefix_count_and_duplicates_collapse() -> None:
+    prefix = "s3://lab/in/"
+    assert is_manifest(ManifestObject("lab", "in/a.json", "e"), prefix)
+    assert is_manifest(ManifestObject("lab", "in/deep/b.CSV", "e"), prefix)
+    assert not is_manifest(ManifestObject("lab", "in/readme.txt", "e"), prefix)
+    assert not is_manifest(ManifestObject("lab", "out/a.json", "e"), prefix)
+    assert not is_manifest(ManifestObject("other", "in/a.json", "e"), prefix)
+    same = ManifestObject("lab", "in/a.json", "e")
+    assert unique([same, same, ManifestObject("lab", "in/a.json", "f")]) == [
+        same,
+        ManifestObject("lab", "in/a.json", "f"),
+    ]
+
+
+def test_run_ids_are_stable_valid_and_differ_by_version() -> None:
+    assert flowcell_run_id("HX7Y2DSX3", "9b2cf535f27731c974343645a3985328") == (
+        "manifest__HX7Y2DSX3__9b2cf535f27731c974343645a3985328"
+    )
+    odd = flowcell_run_id("run 42/lane#1", "abc-3")
+    assert odd == "manifest__run-42-lane-1__abc-3"
+    long = flowcell_run_id("F" * 300, "e")
+    assert len(long) < 250 and long != flowcell_run_id("F" * 299 + "G", "e")
+    assert flowcell_run_id("FC", "e1") != flowcell_run_id("FC", "e2")
+
+
+def test_the_declared_flowcell_id_follows_the_parser() -> None:
+    assert declared_flowcell_id(b'{"flowcell_id": "HXYZ", "samples": []}', "s3://lab/in/m.json") == "HXYZ"
+    assert declared_flowcell_id(b'{"flowcellSamples": []}', "s3://lab/in/FC9.json") == "FC9"
+    assert declared_flowcell_id(b"{broken", "s3://lab/in/FC8.json") == "FC8"
+    assert declared_flowcell_id(b"sample,fastq_1\n", "s3://lab/in/FC7.csv") == "FC7"
+
+
+def run(run_id: str, status: str, created: str) -> dict[str, Any]:
+    return {"id": run_id, "status": status, "creationTime": created}
+
+
+@pytest.mark.parametrize(
+    ("runs", "mode", "action", "run_id"),
+    [
+        ([], MISSING, RUN, None),
+        ([], FAILED, LEAVE, None),
+        ([], ALL, RUN, None),
+        ([run("1", "COMPLETED", "2026-01-01")], MISSING, REUSE, "1"),
+        ([run("1", "COMPLETED", "2026-01-01")], FAILED, REUSE, "1"),
+        ([run("1", "COMPLETED", "2026-01-01")], ALL, RUN, "1"),
+        ([run("1", "FAILED", "2026-01-01")], MISSING, RUN, "1"),
+        ([run("1", "CANCELLED", "2026-01-01")], FAILED, RUN, "1"),
+        # A completed run counts even when a later attempt failed.
+        ([run("1", "COMPLETED", "2026-01-01"), run("2", "FAILED", "2026-01-02")], MISSING, REUSE, "1"),
+        # A live run is never duplicated, not even when everything is rerun.
+        ([run("1", "FAILED", "2026-01-01"), run("2", "RUNNING", "2026-01-02")], ALL, REUSE, "2"),
+        ([run("1", "STOPPING", "2026-01-01")], MISSING, RUN, "1"),
+    ],
+)
+def test_what_a_backfill_does_with_one_sample(
+    runs: list[dict[str, Any]], mode: str, action: str, run_id: str | None
+) -> None:
+    decision = decide("S1", runs, mode)
+    assert (decision.action, decision.run_id) == (action, run_id)
+    assert decision.reason
+
+
+def test_a_flowcell_with_nothing_to_run_is_not_triggered_and_left_out_samples_are_cut() -> None:
+    reuse_only = [decide("S1", [run("1", "COMPLETED", "x")], MISSING)]
+    assert flowcell_conf("s3://lab/m.json", reuse_only, "k") is None
+    decisions = [
+        decide("S1", [run("1", "COMPLETED", "x")], FAILED),
+        decide("S2", [run("2", "FAILED", "x")], FAILED),
+        decide("S3", [], FAILED),
+    ]
+    assert flowcell_conf("s3://lab/m.json", decisions, "k", {"role_arn": ROLE}) == {
+        "role_arn": ROLE,
+        "manifest_uri": "s3://lab/m.json",
+        "rerun_key": "k",
+        "reuse_runs": {"S1": "1"},
+        "samples": ["S1", "S2"],
+    }
+    with pytest.raises(ValueError, match="unknown rerun mode"):
+        decide("S1", [], "some")
+
+
+def manifest() -> Any:
+    document = {
+        "flowcellSamples": [
+            {
+                "sampleId": s,
+                "fastqFileRef": f"s3://lab/{s}.fq",
+                "ahoSampleWorkflowId": "1234567",
+                "OutputS3path": "s3://lab/out/",
+            }
+            for s in ("S1", "S2", "S3")
+        ]
+    }
+    return parse_manifest(document, ManifestOptions(role_arn=ROLE), "s3://lab/in/FC1.json")
+
+
+def test_reused_samples_are_not_submitted_and_a_rerun_key_makes_new_requests() -> None:
+    fc = manifest()
+    [group] = batch_groups("dag", fc, exclude={"S1"}, rerun_key="b1")
+    assert [s["runSettingId"] for s in group["run_settings"]] == ["S2", "S3"]
+    assert group["idempotency_key"] != batch_groups("dag", fc)[0]["idempotency_key"]
+    assert sample_key("dag", fc, "S2", "b1") != sample_key("dag", fc, "S2")
+    entries = {e["sample_id"]: e for e in sample_entries("dag", fc, [], reuse={"S1": "777"}, rerun_key="b1")}
+    assert entries["S1"]["existing_run"] == {"id": "777"}
+    assert entries["S2"]["idempotency_key"] == sample_key("dag", fc, "S2", "b1")
+
+
+def test_a_sample_subset_must_name_samples_of_the_manifest() -> None:
+    fc = manifest()
+    assert [s.sample_id for s in select_samples(fc, ["S3", "S1"], None).samples] == ["S1", "S3"]
+    assert select_samples(fc, None, None) is fc
+    with pytest.raises(ManifestError) as raised:
+        select_samples(fc, ["S1", "S9"], {"S8": "1", "S1": ""})
+    assert [str(p) for p in raised.value.problems] == [
+        "params, samples: no sample 'S9' in the manifest",
+        "params, reuse_runs: no sample 'S8' in the manifest",
+        "params, reuse_runs: run id for 'S1' must be a string",
+    ]
+    with pytest.raises(ManifestError, match="selects nothing"):
+        select_samples(fc, [], None)
