@@ -19,7 +19,7 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
-from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 from airflow.sdk import Param, Variable
 
 from healthomics.flowcell.tasks import AWS_CONN_ID
@@ -156,7 +156,7 @@ def sweep_window(context: dict[str, Any]) -> tuple[dt.datetime, dt.datetime | No
     dag_run = context["dag_run"]
     start = context.get("data_interval_start")
     end = context.get("data_interval_end")
-    if str(getattr(dag_run, "run_type", "")).lower().endswith("backfill") and start and end:
+    if str(getattr(dag_run, "run_type", "")) == "backfill" and start and end:
         return start - SWEEP_OVERLAP, end
     previous = context.get("prev_data_interval_end_success")
     if not previous:  # (a lazy proxy: test its truth, not its identity)
@@ -174,7 +174,11 @@ def _landed(value: Any) -> dt.datetime | None:
 
 
 def landed_in_window(files: list[dict[str, Any]], **context: Any) -> bool:
-    """``check_fn`` of the sweep's S3 key sensor: has a manifest landed in this sweep's window?"""
+    """``check_fn`` of the sweep's S3 key sensor: has a manifest landed in this sweep's window?
+
+    A window wholly in the past (a backfill) cannot gain manifests: nothing there skips the
+    sweep at once instead of waiting for the sensor's timeout.
+    """
     since, until = sweep_window(context)
     for f in files:
         landed = _landed(f.get("LastModified"))
@@ -182,6 +186,8 @@ def landed_in_window(files: list[dict[str, Any]], **context: Any) -> bool:
             continue
         if str(f.get("Key", "")).lower().endswith(MANIFEST_SUFFIXES):
             return True
+    if until is not None and until <= dt.datetime.now(dt.UTC):
+        raise AirflowSkipException(f"No manifest landed between {since.isoformat()} and {until.isoformat()}")
     return False
 
 

@@ -171,3 +171,37 @@ def test_a_sample_subset_must_name_samples_of_the_manifest() -> None:
     ]
     with pytest.raises(ManifestError, match="selects nothing"):
         select_samples(fc, [], None)
+
+
+class _Run:
+    def __init__(self, run_type: str) -> None:
+        self.run_type = run_type
+
+
+def sweep_context(run_type: str = "scheduled", **values: Any) -> dict[str, Any]:
+    return {"dag_run": _Run(run_type), "params": {"lookback_hours": 24}, **values}
+
+
+def test_the_sweep_window_starts_at_the_last_success_or_looks_back_and_a_backfill_takes_its_interval() -> None:
+    import datetime as dt
+
+    from airflow.providers.common.compat.sdk import AirflowSkipException
+
+    from healthomics.intake.tasks import SWEEP_OVERLAP, landed_in_window, sweep_window
+
+    last = dt.datetime(2026, 11, 25, 9, tzinfo=dt.UTC)
+    assert sweep_window(sweep_context(prev_data_interval_end_success=last)) == (last - SWEEP_OVERLAP, None)
+    since, until = sweep_window(sweep_context(prev_data_interval_end_success=None))
+    assert until is None and dt.timedelta(hours=23.9) < dt.datetime.now(dt.UTC) - since < dt.timedelta(hours=24.1)
+    start, end = dt.datetime(2026, 3, 1, tzinfo=dt.UTC), dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
+    backfill = sweep_context("backfill", data_interval_start=start, data_interval_end=end)
+    assert sweep_window(backfill) == (start - SWEEP_OVERLAP, end)
+
+    inside = {"Key": "in/FC1.json", "LastModified": dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)}
+    later = {"Key": "in/FC2.json", "LastModified": dt.datetime(2026, 3, 5, tzinfo=dt.UTC)}
+    not_a_manifest = {"Key": "in/notes.txt", "LastModified": dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)}
+    assert landed_in_window([later, inside], **backfill)
+    with pytest.raises(AirflowSkipException, match="No manifest landed between"):
+        landed_in_window([later, not_a_manifest], **backfill)
+    # An open window waits for the next poke instead.
+    assert not landed_in_window([not_a_manifest], **sweep_context(prev_data_interval_end_success=last))
