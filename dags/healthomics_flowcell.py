@@ -36,7 +36,8 @@ with DAG(
     tags=["healthomics", "genomics"],
     doc_md=__doc__,
 ) as dag:
-    plan = task(flowcell.load_manifest, task_id=flowcell.LOAD_TASK, retries=0)()
+    # Invalid input fails for good (AirflowFailException); throttling or a 5xx is retried.
+    plan = task(flowcell.load_manifest, task_id=flowcell.LOAD_TASK, retries=2, retry_delay=dt.timedelta(seconds=30))()
     go = task.short_circuit(flowcell.proceed, task_id="proceed", ignore_downstream_trigger_rules=False)(plan)
 
     submit = HealthOmicsStartRunBatchOperator.partial(

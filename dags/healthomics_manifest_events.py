@@ -15,6 +15,7 @@ listing the prefix.
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
@@ -25,6 +26,11 @@ from healthomics.intake import tasks as intake
 
 PREFIX = Variable.get(intake.VAR_MANIFEST_PREFIX, default=None)
 QUEUE_URL = Variable.get(intake.VAR_MANIFEST_QUEUE_URL, default=None)
+# How long a received message stays hidden before it is delivered again (its runs not yet
+# triggered, or its receiver gone). Keep it under a dead-letter queue's maxReceiveCount budget.
+VISIBILITY_SECONDS = int(
+    os.environ.get("HEALTHOMICS_MANIFEST_VISIBILITY_SECONDS", str(intake.MESSAGE_VISIBILITY_SECONDS))
+)
 
 schedule: list[Asset] | None = None
 if PREFIX and QUEUE_URL:
@@ -41,7 +47,7 @@ if PREFIX and QUEUE_URL:
                         max_messages=10,
                         wait_time_seconds=10,  # long polling: few empty receives
                         waiter_delay=5,
-                        visibility_timeout=intake.MESSAGE_VISIBILITY_SECONDS,
+                        visibility_timeout=VISIBILITY_SECONDS,
                         delete_message_on_reception=False,  # deleted by the DAG once the runs exist
                     ),
                 )

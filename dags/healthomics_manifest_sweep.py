@@ -34,20 +34,21 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     params=intake.SWEEP_PARAMS,
-    user_defined_macros={"sensor_key": intake.sensor_key},
+    user_defined_macros={"sensor_bucket": intake.sensor_bucket, "sensor_key": intake.sensor_key},
     tags=["healthomics", "intake"],
     doc_md=__doc__,
 ) as dag:
     landed = S3KeySensor(
         task_id="wait_for_manifest",
         aws_conn_id=AWS_CONN_ID,
+        bucket_name="{{ sensor_bucket(params) }}",
         bucket_key="{{ sensor_key(params) }}",
         wildcard_match=True,
         check_fn=intake.landed_in_window,
         metadata_keys=["Key", "LastModified"],
         deferrable=True,
         poke_interval=POKE_SECONDS,
-        timeout=50 * 60,  # the next sweep takes over
+        timeout=intake.SWEEP_WAIT.total_seconds() + 600,  # (check_fn skips the sweep at SWEEP_WAIT)
         soft_fail=True,
     )
     manifests = task(intake.manifests_in_window, task_id="manifests")()

@@ -234,6 +234,27 @@ class LocalAWS:
             **LOCAL_CREDENTIALS,
         )
 
+    def s3_events_to_queue(self, bucket: str, prefix: str, queue_name: str) -> str:
+        """A queue receiving ``bucket``'s ObjectCreated events under ``prefix`` (bucket created if needed); its URL."""
+        s3, sqs = self.client("s3"), self.client("sqs")
+        if bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+            s3.create_bucket(Bucket=bucket)
+        queue_url = str(sqs.create_queue(QueueName=queue_name)["QueueUrl"])
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {
+                        "QueueArn": queue_arn,
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
+                    }
+                ]
+            },
+        )
+        return queue_url
+
     def connection_extra(self) -> dict[str, Any]:
         """Extra of an Airflow AWS connection: omics to the emulator, the rest to moto."""
         return {

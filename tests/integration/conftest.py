@@ -179,25 +179,12 @@ def airflow_cluster(local_aws: LocalAWS, tmp_path_factory: pytest.TempPathFactor
     for source in (*(repo / "dags").glob("*.py"), *(Path(__file__).parent / "dags").glob("*.py")):
         shutil.copy(source, dags)
     # Where manifests land, and the queue their S3 events go to (healthomics_manifest_events).
-    s3, sqs = local_aws.client("s3"), local_aws.client("sqs")
-    s3.create_bucket(Bucket=INTAKE_BUCKET)
-    queue_url = sqs.create_queue(QueueName="healthomics-manifests")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    s3.put_bucket_notification_configuration(
-        Bucket=INTAKE_BUCKET,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {
-                    "QueueArn": queue_arn,
-                    "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": INTAKE_PREFIX}]}},
-                }
-            ]
-        },
-    )
+    queue_url = local_aws.s3_events_to_queue(INTAKE_BUCKET, INTAKE_PREFIX, "healthomics-manifests")
     env = {
         **local_aws.env(),
         "HEALTHOMICS_POLL_SECONDS": "1",
+        # A receive cut short by a stopped triggerer hides its messages this long, then they return.
+        "HEALTHOMICS_MANIFEST_VISIBILITY_SECONDS": "30",
         "AIRFLOW_VAR_HEALTHOMICS_MANIFEST_PREFIX": f"s3://{INTAKE_BUCKET}/{INTAKE_PREFIX}",
         "AIRFLOW_VAR_HEALTHOMICS_MANIFEST_QUEUE_URL": queue_url,
         "AIRFLOW_VAR_HEALTHOMICS_RUN_ROLE_ARN": ROLE_ARN,

@@ -38,21 +38,7 @@ def test_moto_serves_s3_sqs_sns_and_sts(local_aws: LocalAWS) -> None:
 def test_s3_event_notifications_reach_sqs(local_aws: LocalAWS) -> None:
     s3, sqs = local_aws.client("s3"), local_aws.client("sqs")
     bucket = f"landing-{uuid.uuid4().hex[:8]}"
-    s3.create_bucket(Bucket=bucket)
-    queue_url = sqs.create_queue(QueueName=f"manifests-{uuid.uuid4().hex[:8]}")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    s3.put_bucket_notification_configuration(
-        Bucket=bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {
-                    "QueueArn": queue_arn,
-                    "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "manifests/"}]}},
-                }
-            ]
-        },
-    )
+    queue_url = local_aws.s3_events_to_queue(bucket, "manifests/", f"manifests-{uuid.uuid4().hex[:8]}")
     s3.put_object(Bucket=bucket, Key="manifests/FC1.json", Body=b"{}")
     s3.put_object(Bucket=bucket, Key="other/ignored.json", Body=b"{}")
     bodies = []

@@ -77,7 +77,10 @@ def test_an_upload_starts_one_run_a_duplicate_event_none_and_a_new_version_anoth
     runs = flowcell_runs(intake, flowcell)
     assert list(runs) == [f"manifest__{flowcell}__{etag}"]
     [run] = runs.values()
-    assert run["conf"] == {"manifest_uri": f"s3://{INTAKE_BUCKET}/{INTAKE_PREFIX}{flowcell}.json"}
+    assert run["conf"] == {
+        "manifest_uri": f"s3://{INTAKE_BUCKET}/{INTAKE_PREFIX}{flowcell}.json",
+        "manifest_etag": etag,
+    }
     assert run["state"] == "queued"  # (the flowcell DAG is paused here)
 
     # The same event delivered twice more (S3 delivers at least once).

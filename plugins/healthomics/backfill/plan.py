@@ -8,7 +8,7 @@ from typing import Any
 from healthomics.hooks.omics import RUN_ACTIVE_STATES, RUN_FAILURE_STATES, RUN_SUCCESS_STATES
 
 # What to run again.
-MISSING = "missing"  # samples with no COMPLETED run of this workflow version (the default)
+MISSING = "missing"  # samples with no COMPLETED run of this workflow version and parameters (the default)
 FAILED = "failed"  # only samples whose latest run FAILED / was CANCELLED / DELETED
 ALL = "all"  # every sample, completed or not
 RERUN_MODES = (MISSING, FAILED, ALL)
@@ -30,10 +30,15 @@ class SampleDecision:
         return asdict(self)
 
 
-def same_workflow_version(run: dict[str, Any], workflow_id: str, version_name: str | None) -> bool:
-    """Was ``run`` a run of this workflow at this version (None: the workflow's default)?"""
-    return str(run.get("workflowId")) == workflow_id and (run.get("workflowVersionName") or None) == (
-        version_name or None
+def same_request(run: dict[str, Any], request: dict[str, Any]) -> bool:
+    """Did ``run`` (GetRun) do what ``request`` (StartRun) asks now: same workflow, version and parameters?
+
+    A new workflow version, or new parameters (a reference update in the manifest), is new work.
+    """
+    return (
+        str(run.get("workflowId")) == str(request["workflowId"])
+        and (run.get("workflowVersionName") or None) == (request.get("workflowVersionName") or None)
+        and (run.get("parameters") or {}) == (request.get("parameters") or {})
     )
 
 

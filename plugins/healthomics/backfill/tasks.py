@@ -27,7 +27,7 @@ from healthomics.backfill.plan import (
     SampleDecision,
     decide,
     flowcell_conf,
-    same_workflow_version,
+    same_request,
 )
 from healthomics.flowcell.plan import TAG_FLOWCELL, TAG_SAMPLE, run_request
 from healthomics.flowcell.tasks import AWS_CONN_ID, manifest_options, read_manifest, task_states
@@ -75,7 +75,8 @@ PARAMS: dict[str, Param] = {
         MISSING,
         enum=list(RERUN_MODES),
         title="Run again",
-        description="missing: samples without a COMPLETED run of this workflow version. failed: samples whose "
+        description="missing: samples without a COMPLETED run of this workflow version and these parameters. "
+        "failed: samples whose "
         "latest run failed. all: every sample. Completed runs are reused otherwise; live runs always.",
     ),
     "workflow_version_name": Param(
@@ -152,6 +153,7 @@ def plan_flowcell(flowcell: dict[str, Any], **context: Any) -> dict[str, Any]:
     flowcell_params = {
         **(params.get("flowcell_conf") or {}),
         "manifest_uri": flowcell["uri"],
+        "manifest_etag": flowcell["etag"],
         "workflow_version_name": params.get("workflow_version_name"),
     }
     raw, source = read_manifest(flowcell_params, AWS_CONN_ID)
@@ -160,14 +162,13 @@ def plan_flowcell(flowcell: dict[str, Any], **context: Any) -> dict[str, Any]:
     except ManifestError as err:
         raise AirflowFailException(f"Flowcell {flowcell['flowcell_id']}: {err}") from err
     hook = HealthOmicsHook(aws_conn_id=AWS_CONN_ID)
-    version = manifest.defaults.workflow_version_name
     decisions: list[SampleDecision] = []
     for sample in manifest.samples:
         runs = hook.find_runs(
             run_request(manifest, sample)["name"],
             {TAG_FLOWCELL: manifest.flowcell_id, TAG_SAMPLE: sample.sample_id},
         )
-        mine = [r for r in runs if same_workflow_version(r, sample.workflow_id, version)]
+        mine = [r for r in runs if same_request(r, run_request(manifest, sample))]
         decisions.append(decide(sample.sample_id, mine, params.get("rerun") or MISSING))
     key = rerun_key(context)
     extra = {k: v for k, v in flowcell_params.items() if v is not None}

@@ -13,6 +13,7 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 from airflow.sdk import Param, Variable
+from botocore.exceptions import ClientError
 
 from healthomics.flowcell.outcomes import SampleOutcome, collect_outcomes, evaluate_policy
 from healthomics.flowcell.plan import (
@@ -55,6 +56,12 @@ PARAMS: dict[str, Param] = {
         pattern=r"^s3://",
         title="Manifest in S3",
         description="s3:// URI of the flowcell manifest: reference JSON, native JSON or a CSV samplesheet.",
+    ),
+    "manifest_etag": Param(
+        None,
+        type=["null", "string"],
+        title="Manifest version (ETag)",
+        description="Read only this version of manifest_uri (set by the S3 intake and the backfill).",
     ),
     "manifest": Param(
         None,
@@ -162,10 +169,22 @@ def read_manifest(params: dict[str, Any], aws_conn_id: str | None) -> tuple[byte
     if params.get("manifest_uri"):
         uri = params["manifest_uri"]
         bucket, key = S3Hook.parse_s3_url(uri)
+        request: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if params.get("manifest_etag"):
+            request["IfMatch"] = f'"{params["manifest_etag"]}"'
+        s3: Any = S3Hook(aws_conn_id=aws_conn_id).get_conn()
         try:
-            body = S3Hook(aws_conn_id=aws_conn_id).get_key(key, bucket_name=bucket).get()["Body"].read()
-        except Exception as err:
-            raise AirflowFailException(f"Cannot read manifest {uri}: {err}") from err
+            body: bytes = s3.get_object(**request)["Body"].read()
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "")
+            if code in ("PreconditionFailed", "412"):
+                raise AirflowFailException(
+                    f"Manifest {uri} was replaced since this run was started for ETag {params['manifest_etag']}; "
+                    "the new version has a run of its own"
+                ) from err
+            if code in ("NoSuchKey", "404", "NoSuchBucket", "AccessDenied", "403"):
+                raise AirflowFailException(f"Cannot read manifest {uri}: {err}") from err
+            raise  # throttling, 5xx: the task's retries
         return body, uri
     if params.get("manifest") is not None:
         return params["manifest"], None

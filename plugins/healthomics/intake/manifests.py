@@ -176,15 +176,14 @@ def flowcell_runs(s3_client: Any, objects: Iterable[ManifestObject]) -> Iterator
     """TriggerDagRunOperator arguments for each manifest version still in S3.
 
     The flowcell id comes from the manifest (read here) or its file name; a manifest that
-    cannot be read or parsed still gets its run, which fails on it and says why. A version
-    already replaced is passed over: the newer one has its own event.
+    cannot be parsed still gets its run, which fails on it and says why. A version already
+    replaced is passed over: the newer one has its own event. The run reads exactly this
+    version (``manifest_etag``).
     """
     for obj in unique(objects):
-        try:
-            body = read_version(s3_client, obj)
-        except ClientError as err:
-            log.warning("Cannot read %s (%s): its run will report it", obj.uri, err)
-            body = b""
+        # A read error raises: the run id must not depend on whether this read worked (the
+        # message comes back, the next sweep looks again). Unparseable content is fine.
+        body = read_version(s3_client, obj)
         if body is None:
             log.info("Skipping %s (ETag %s): deleted or replaced since it landed", obj.uri, obj.etag)
             continue
@@ -193,6 +192,6 @@ def flowcell_runs(s3_client: Any, objects: Iterable[ManifestObject]) -> Iterator
         log.info("%s -> flowcell %s, run %s", obj.uri, flowcell_id, run_id)
         yield {
             "trigger_run_id": run_id,
-            "conf": {"manifest_uri": obj.uri},
+            "conf": {"manifest_uri": obj.uri, "manifest_etag": obj.etag},
             "note": f"Manifest {obj.uri} (ETag {obj.etag}) landed {obj.last_modified or ''}".strip(),
         }

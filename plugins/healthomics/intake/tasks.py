@@ -30,6 +30,7 @@ from healthomics.intake.manifests import (
     is_manifest,
     list_manifests,
     objects_in_notification,
+    split_s3_uri,
 )
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ MESSAGE_VISIBILITY_SECONDS = 900
 MESSAGES_XCOM = "messages"
 # The sweep looks this far before the last successful sweep ended (objects listed late).
 SWEEP_OVERLAP = dt.timedelta(minutes=10)
+# How long one sweep waits for a new manifest before leaving it to the next (hourly) sweep.
+SWEEP_WAIT = dt.timedelta(minutes=50)
 
 SWEEP_PARAMS: dict[str, Param] = {
     "manifest_prefix": Param(
@@ -156,7 +159,8 @@ def sweep_window(context: dict[str, Any]) -> tuple[dt.datetime, dt.datetime | No
     dag_run = context["dag_run"]
     start = context.get("data_interval_start")
     end = context.get("data_interval_end")
-    if str(getattr(dag_run, "run_type", "")) == "backfill" and start and end:
+    run_type = getattr(dag_run, "run_type", None)
+    if getattr(run_type, "value", run_type) == "backfill" and start and end:
         return start - SWEEP_OVERLAP, end
     previous = context.get("prev_data_interval_end_success")
     if not previous:  # (a lazy proxy: test its truth, not its identity)
@@ -186,8 +190,13 @@ def landed_in_window(files: list[dict[str, Any]], **context: Any) -> bool:
             continue
         if str(f.get("Key", "")).lower().endswith(MANIFEST_SUFFIXES):
             return True
-    if until is not None and until <= dt.datetime.now(dt.UTC):
+    now = dt.datetime.now(dt.UTC)
+    if until is not None and until <= now:
         raise AirflowSkipException(f"No manifest landed between {since.isoformat()} and {until.isoformat()}")
+    # The sensor re-defers (with a fresh timeout) after every miss: stop when the next sweep is due.
+    started = context.get("data_interval_end") or now
+    if now >= started + SWEEP_WAIT:
+        raise AirflowSkipException(f"No new manifest since {since.isoformat()}; the next sweep takes over")
     return False
 
 
@@ -200,6 +209,11 @@ def manifests_in_window(**context: Any) -> list[dict[str, Any]]:
     return [o.as_dict() for o in found]
 
 
+def sensor_bucket(params: dict[str, Any] | None = None) -> str:
+    """The S3 key sensor's bucket (its trigger needs bucket and key apart)."""
+    return split_s3_uri(manifest_prefix(params))[0]
+
+
 def sensor_key(params: dict[str, Any] | None = None) -> str:
     """The S3 key sensor's wildcard: everything under the watched prefix."""
-    return manifest_prefix(params) + "*"
+    return split_s3_uri(manifest_prefix(params))[1] + "*"

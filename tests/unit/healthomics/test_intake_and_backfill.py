@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from healthomics.backfill.plan import ALL, FAILED, LEAVE, MISSING, REUSE, RUN, decide, flowcell_conf
+from healthomics.backfill.plan import ALL, FAILED, LEAVE, MISSING, REUSE, RUN, decide, flowcell_conf, same_request
 from healthomics.flowcell.plan import batch_groups, sample_entries, sample_key, select_samples
 from healthomics.intake.manifests import (
     ManifestObject,
@@ -175,7 +175,9 @@ def test_a_sample_subset_must_name_samples_of_the_manifest() -> None:
 
 class _Run:
     def __init__(self, run_type: str) -> None:
-        self.run_type = run_type
+        from airflow.sdk.api.datamodels._generated import DagRunType
+
+        self.run_type = DagRunType(run_type)  # what the task context holds (str() is "DagRunType.X")
 
 
 def sweep_context(run_type: str = "scheduled", **values: Any) -> dict[str, Any]:
@@ -203,5 +205,20 @@ def test_the_sweep_window_starts_at_the_last_success_or_looks_back_and_a_backfil
     assert landed_in_window([later, inside], **backfill)
     with pytest.raises(AirflowSkipException, match="No manifest landed between"):
         landed_in_window([later, not_a_manifest], **backfill)
-    # An open window waits for the next poke instead.
-    assert not landed_in_window([not_a_manifest], **sweep_context(prev_data_interval_end_success=last))
+    # An open window waits for the next poke instead, until the next sweep is due.
+    now = dt.datetime.now(dt.UTC)
+    fresh = sweep_context(prev_data_interval_end_success=last, data_interval_end=now)
+    assert not landed_in_window([not_a_manifest], **fresh)
+    stale = sweep_context(prev_data_interval_end_success=last, data_interval_end=now - dt.timedelta(hours=1))
+    with pytest.raises(AirflowSkipException, match="the next sweep takes over"):
+        landed_in_window([not_a_manifest], **stale)
+
+
+def test_a_run_counts_for_a_sample_only_with_the_same_workflow_version_and_parameters() -> None:
+    request = {"workflowId": "1234567", "workflowVersionName": "v2", "parameters": {"ref": "s3://refs/hg38.fa"}}
+    run_now = {"workflowId": "1234567", "workflowVersionName": "v2", "parameters": {"ref": "s3://refs/hg38.fa"}}
+    assert same_request(run_now, request)
+    assert not same_request({**run_now, "workflowVersionName": "v1"}, request)
+    assert not same_request({**run_now, "parameters": {"ref": "s3://refs/hg19.fa"}}, request)
+    assert not same_request({**run_now, "workflowId": "7654321"}, request)
+    assert same_request({"workflowId": "1234567"}, {"workflowId": "1234567", "parameters": {}})

@@ -1,0 +1,1 @@
+"""HealthOmics status events (EventBridge via SQS): archive, enrich, forward; wake waiting triggers."""
