@@ -67,7 +67,10 @@ class LocalAirflow:
             "AIRFLOW__CORE__EXECUTOR": self.executor,
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url or f"sqlite:///{self.workdir}/airflow.db",
+            # SQLite: wait for a lock (up to 60 s) instead of failing at once; every component
+            # writes, and a dag-processor that meets "database is locked" exits.
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url
+            or f"sqlite:///{self.workdir}/airflow.db?timeout=60",
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
@@ -143,11 +146,18 @@ class LocalAirflow:
             method=method,
             headers={"Content-Type": "application/json"},
         )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                payload = response.read()
-        except urllib.error.HTTPError as err:
-            raise RuntimeError(f"{method} {path}: {err.code} {err.read().decode()[:2000]}") from err
+        # A read that meets a busy database (SQLite) is simply asked again.
+        attempts = 3 if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    payload = response.read()
+                break
+            except urllib.error.HTTPError as err:
+                if err.code >= 500 and attempt < attempts:
+                    time.sleep(2)
+                    continue
+                raise RuntimeError(f"{method} {path}: {err.code} {err.read().decode()[:2000]}") from err
         return json.loads(payload) if payload else None
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120.0) -> None:
