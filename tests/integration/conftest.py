@@ -20,12 +20,15 @@ from local_aws import LocalAWS
 from omics_emulator import EmulatorAdmin
 from omics_emulator.model import OPERATIONS
 
+from .receiver import Receiver
+
 ROLE_ARN = "arn:aws:iam::123456789012:role/healthomics-run"
 SAMPLES = ["NA12878", "NA12891", "NA12892", "NA12893"]
 REPO = Path(__file__).resolve().parents[2]
 # The cluster's manifest landing zone (its S3 events go to the cluster's manifest queue).
 INTAKE_BUCKET = "sequencing-intake"
 INTAKE_PREFIX = "manifests/incoming/"
+EVENTS_BUCKET = "omics-event-archive"
 UNLIMITED = {operation: None for operation in OPERATIONS}
 
 
@@ -180,6 +183,10 @@ def airflow_cluster(local_aws: LocalAWS, tmp_path_factory: pytest.TempPathFactor
         shutil.copy(source, dags)
     # Where manifests land, and the queue their S3 events go to (healthomics_manifest_events).
     queue_url = local_aws.s3_events_to_queue(INTAKE_BUCKET, INTAKE_PREFIX, "healthomics-manifests")
+    # Run status events (the emulator sends them where a test points it), their archive and receiver.
+    run_events_queue = local_aws.client("sqs").create_queue(QueueName="healthomics-run-events")["QueueUrl"]
+    local_aws.client("s3").create_bucket(Bucket=EVENTS_BUCKET)
+    receiver = Receiver()
     env = {
         **local_aws.env(),
         "HEALTHOMICS_POLL_SECONDS": "1",
@@ -188,10 +195,19 @@ def airflow_cluster(local_aws: LocalAWS, tmp_path_factory: pytest.TempPathFactor
         "AIRFLOW_VAR_HEALTHOMICS_MANIFEST_PREFIX": f"s3://{INTAKE_BUCKET}/{INTAKE_PREFIX}",
         "AIRFLOW_VAR_HEALTHOMICS_MANIFEST_QUEUE_URL": queue_url,
         "AIRFLOW_VAR_HEALTHOMICS_RUN_ROLE_ARN": ROLE_ARN,
+        "AIRFLOW_VAR_HEALTHOMICS_RUN_EVENTS_QUEUE_URL": run_events_queue,
+        "AIRFLOW_VAR_HEALTHOMICS_RUN_EVENTS_ARCHIVE_URI": f"s3://{EVENTS_BUCKET}/omics-events",
+        "AIRFLOW_CONN_HEALTHOMICS_CALLBACK": receiver.url,
+        "HEALTHOMICS_EVENTS_VISIBILITY_SECONDS": "30",
     }
-    with LocalAirflow(workdir=home, dags_folder=dags, env=env) as cluster:
-        cluster.manifest_queue_url = queue_url  # type: ignore[attr-defined]
-        yield cluster
+    try:
+        with LocalAirflow(workdir=home, dags_folder=dags, env=env) as cluster:
+            cluster.manifest_queue_url = queue_url  # type: ignore[attr-defined]
+            cluster.run_events_queue_url = run_events_queue  # type: ignore[attr-defined]
+            cluster.receiver = receiver  # type: ignore[attr-defined]
+            yield cluster
+    finally:
+        receiver.close()
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ class OmicsEvent:
         if detail.get("runId"):
             return str(detail["runId"])
         arn = str(detail.get("arn") or "")
-        return arn.rsplit("/", 1)[-1] if "/run/" in arn else None
+        return arn.rsplit("/", 1)[-1] if ":run/" in arn else None
 
     def archive_name(self) -> str:
         """``event_YYYYMMDD_HHMMSS_<event id>.json``: its own time and id, so a redelivery names the same object."""

@@ -13,12 +13,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 from airflow.sdk import Param, Variable
 
@@ -32,6 +30,7 @@ from healthomics.intake.manifests import (
     objects_in_notification,
     split_s3_uri,
 )
+from healthomics.utils.queue import delete_messages, receipts, triggering_messages
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +83,6 @@ def _s3() -> Any:
 # -- the events path ---------------------------------------------------------------------------
 
 
-def _trigger_payloads(context: dict[str, Any]) -> list[dict[str, Any]]:
-    payloads = []
-    for events in context["triggering_asset_events"].values():
-        for event in events:
-            payload = (event.extra or {}).get("payload")
-            if isinstance(payload, dict):
-                payloads.append(payload)
-    return payloads
-
-
 def manifests_from_events(**context: Any) -> list[dict[str, Any]]:
     """The manifest objects the triggering asset events announce (one per object version).
 
@@ -102,21 +91,19 @@ def manifests_from_events(**context: Any) -> list[dict[str, Any]]:
     """
     prefix = manifest_prefix()
     objects: list[ManifestObject] = []
-    messages = []
-    for payload in _trigger_payloads(context):
-        for message in payload.get("message_batch", []):
-            messages.append({"MessageId": message["MessageId"], "ReceiptHandle": message["ReceiptHandle"]})
-            try:
-                announced = objects_in_notification(message.get("Body", ""))
-            except (ValueError, KeyError, TypeError) as err:
-                log.error("Message %s is not an S3 event (%s); dropping it: %.500s", message["MessageId"], err, message)
-                continue
-            for obj in announced:
-                if is_manifest(obj, prefix):
-                    objects.append(obj)
-                else:
-                    log.info("Ignoring %s: not a manifest under %s", obj.uri, prefix)
-    context["ti"].xcom_push(key=MESSAGES_XCOM, value=messages)
+    messages = triggering_messages(context)
+    for message in messages:
+        try:
+            announced = objects_in_notification(message.get("Body", ""))
+        except (ValueError, KeyError, TypeError) as err:
+            log.error("Message %s is not an S3 event (%s); dropping it: %.500s", message["MessageId"], err, message)
+            continue
+        for obj in announced:
+            if is_manifest(obj, prefix):
+                objects.append(obj)
+            else:
+                log.info("Ignoring %s: not a manifest under %s", obj.uri, prefix)
+    context["ti"].xcom_push(key=MESSAGES_XCOM, value=receipts(messages))
     log.info("%d message(s), %d manifest version(s)", len(messages), len(objects))
     return [o.as_dict() for o in objects]
 
@@ -131,20 +118,7 @@ def acknowledge_messages(**context: Any) -> int:
     messages = context["ti"].xcom_pull(task_ids="manifests", key=MESSAGES_XCOM) or []
     if not messages:
         return 0
-    queue_url = Variable.get(VAR_MANIFEST_QUEUE_URL)
-    client: Any = SqsHook(aws_conn_id=AWS_CONN_ID).get_conn()
-    failed = []
-    for start in range(0, len(messages), 10):
-        chunk = messages[start : start + 10]
-        response = client.delete_message_batch(
-            QueueUrl=queue_url,
-            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
-        )
-        failed += response.get("Failed", [])
-    if failed:
-        # The message comes back after its visibility timeout; its run exists by then: harmless.
-        log.warning("Could not delete %d message(s) (they will be redelivered): %s", len(failed), json.dumps(failed))
-    return len(messages) - len(failed)
+    return delete_messages(Variable.get(VAR_MANIFEST_QUEUE_URL), messages, AWS_CONN_ID)
 
 
 # -- the sweep path ----------------------------------------------------------------------------

@@ -1,0 +1,66 @@
+"""Archive, enrich and forward HealthOmics run status events.
+
+EventBridge ("Run Status Change", source ``aws.omics``) -> SQS -> an Asset watcher (the
+amazon provider's SqsSensorTrigger, in the triggerer) -> this DAG: each event is flattened,
+enriched (the run's tags — flowcell, sample, DAG run, any ``WESRunId`` —, console and log
+links, and for COMPLETED runs the outputs map), archived to S3 encrypted as
+``event_YYYYMMDD_HHMMSS_<event id>.json`` and POSTed to the callback receiver (the
+``healthomics_callback`` HTTP connection) at ``/internal/callbacks/omics-state-change``.
+Messages leave the queue only once handled; redeliveries change nothing; what fails goes to
+``dead-letter/`` under the archive, with the reason.
+
+Configure with the Airflow Variables ``healthomics_run_events_queue_url`` and
+``healthomics_run_events_archive_uri`` (optional ``healthomics_run_events_kms_key_id``);
+without them the DAG has no schedule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
+from airflow.sdk import DAG, Asset, AssetWatcher, Variable, task
+
+from healthomics.events import tasks as events
+from healthomics.flowcell.tasks import AWS_CONN_ID
+
+QUEUE_URL = Variable.get(events.VAR_EVENTS_QUEUE_URL, default=None)
+ARCHIVE_URI = Variable.get(events.VAR_EVENTS_ARCHIVE_URI, default=None)
+# How long a received message stays hidden before it is delivered again if not acknowledged.
+VISIBILITY_SECONDS = int(os.environ.get("HEALTHOMICS_EVENTS_VISIBILITY_SECONDS", "900"))
+
+schedule: list[Asset] | None = None
+if QUEUE_URL and ARCHIVE_URI:
+    schedule = [
+        Asset(
+            name="healthomics_run_events",
+            uri=ARCHIVE_URI,
+            watchers=[
+                AssetWatcher(
+                    name="healthomics_run_events_queue",
+                    trigger=SqsSensorTrigger(
+                        sqs_queue=QUEUE_URL,
+                        aws_conn_id=AWS_CONN_ID,
+                        max_messages=10,
+                        wait_time_seconds=10,
+                        waiter_delay=1,
+                        visibility_timeout=VISIBILITY_SECONDS,
+                        delete_message_on_reception=False,  # deleted once archived (acknowledge)
+                    ),
+                )
+            ],
+        )
+    ]
+
+with DAG(
+    dag_id="healthomics_run_events",
+    description="Archive, enrich and forward HealthOmics run status events (EventBridge via SQS)",
+    schedule=schedule,
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    tags=["healthomics", "events"],
+    doc_md=__doc__,
+) as dag:
+    processed = task(events.process_events, task_id=events.PROCESS_TASK, retries=2)()
+    processed >> task(events.acknowledge, task_id="acknowledge", trigger_rule="all_done")()

@@ -1,0 +1,80 @@
+"""The Python callables and settings of the ``healthomics_run_events`` DAG."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.common.compat.sdk import AirflowException, AirflowNotFoundException
+from airflow.sdk import BaseHook, Variable
+
+from healthomics.events.processor import EventProcessor, ProcessorSettings
+from healthomics.flowcell.tasks import AWS_CONN_ID
+from healthomics.hooks.omics import HealthOmicsHook
+from healthomics.utils.queue import delete_messages, receipts, triggering_messages
+
+log = logging.getLogger(__name__)
+
+# Deployment settings (Airflow Variables, or AIRFLOW_VAR_* in the environment).
+VAR_EVENTS_QUEUE_URL = "healthomics_run_events_queue_url"  # SQS queue an EventBridge rule feeds (source aws.omics)
+VAR_EVENTS_ARCHIVE_URI = "healthomics_run_events_archive_uri"  # s3://<bucket>/<prefix> for the archive
+VAR_EVENTS_KMS_KEY = "healthomics_run_events_kms_key_id"  # optional: SSE-KMS instead of SSE-S3
+# The callback receiver (an HTTP connection); without it events are archived only.
+CALLBACK_CONN_ID = "healthomics_callback"
+HANDLED_XCOM = "handled"
+PROCESS_TASK = "process_events"
+
+
+def _callback_conn_id() -> str | None:
+    try:
+        BaseHook.get_connection(CALLBACK_CONN_ID)
+    except AirflowNotFoundException:
+        log.info("No Airflow connection %r: events are archived without callbacks", CALLBACK_CONN_ID)
+        return None
+    return CALLBACK_CONN_ID
+
+
+def processor() -> EventProcessor:
+    """An :class:`EventProcessor` configured from the deployment's Variables and connections."""
+    settings = ProcessorSettings(
+        archive_uri=Variable.get(VAR_EVENTS_ARCHIVE_URI),
+        kms_key_id=Variable.get(VAR_EVENTS_KMS_KEY, default=None),
+        callback_conn_id=_callback_conn_id(),
+    )
+    return EventProcessor(
+        settings,
+        s3_client=S3Hook(aws_conn_id=AWS_CONN_ID).get_conn(),
+        omics_client=HealthOmicsHook(aws_conn_id=AWS_CONN_ID).conn,
+    )
+
+
+def process_events(**context: Any) -> dict[str, int]:
+    """Process every message of the triggering asset events; keep the handled ones for ``acknowledge``.
+
+    A message whose processing failed (S3 unreachable, say) is not acknowledged: it comes back
+    after its visibility timeout, and the task fails so the failure shows.
+    """
+    messages = triggering_messages(context)
+    events = processor()
+    handled, failed, counts = [], [], dict.fromkeys(("archived", "duplicate", "dead_letter"), 0)
+    for message in messages:
+        try:
+            outcome = events.process(message.get("Body", ""), message.get("MessageId"))
+        except Exception:
+            log.exception("Message %s not processed; it will be delivered again", message.get("MessageId"))
+            failed.append(message)
+            continue
+        handled.append(message)
+        counts[outcome["status"]] += 1
+    context["ti"].xcom_push(key=HANDLED_XCOM, value=receipts(handled))
+    log.info("%d message(s): %s; %d failed", len(messages), counts, len(failed))
+    if failed:
+        raise AirflowException(f"{len(failed)} of {len(messages)} message(s) could not be processed")
+    return counts
+
+
+def acknowledge(**context: Any) -> int:
+    """Delete the handled messages (archived, or dead-lettered with their reason) from the queue."""
+    handled = context["ti"].xcom_pull(task_ids=PROCESS_TASK, key=HANDLED_XCOM) or []
+    return delete_messages(Variable.get(VAR_EVENTS_QUEUE_URL), handled, AWS_CONN_ID) if handled else 0

@@ -1,0 +1,43 @@
+"""SQS messages that reached a DAG run through an Asset watcher (the amazon provider's SqsSensorTrigger)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.sqs import SqsHook
+
+log = logging.getLogger(__name__)
+
+
+def triggering_messages(context: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every SQS message in this run's triggering asset events (each event holds one received batch)."""
+    messages = []
+    for events in context["triggering_asset_events"].values():
+        for event in events:
+            payload = (event.extra or {}).get("payload")
+            if isinstance(payload, dict):
+                messages.extend(payload.get("message_batch", []))
+    return messages
+
+
+def receipts(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """What deleting them later takes."""
+    return [{"MessageId": m["MessageId"], "ReceiptHandle": m["ReceiptHandle"]} for m in messages]
+
+
+def delete_messages(queue_url: str, messages: list[dict[str, Any]], aws_conn_id: str | None) -> int:
+    """Delete handled messages (10 a call); how many went. One that cannot be deleted comes back later."""
+    client: Any = SqsHook(aws_conn_id=aws_conn_id).get_conn()
+    failed = []
+    for start in range(0, len(messages), 10):
+        chunk = messages[start : start + 10]
+        response = client.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)],
+        )
+        failed += response.get("Failed", [])
+    if failed:
+        log.warning("Could not delete %d message(s) (they will be redelivered): %s", len(failed), json.dumps(failed))
+    return len(messages) - len(failed)
