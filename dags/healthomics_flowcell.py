@@ -59,6 +59,7 @@ with DAG(
         deferrable=True,
         poll_interval=POLL_SECONDS,
         map_index_template="{{ task.sample['sample_id'] }}",
+        wake_queue_url=flowcell.WAKE_QUEUE_URL,
         retries=0,  # a failed sample is retried by clearing its task (a new run, resuming from the run cache)
     ).expand(sample=entries)
 
@@ -77,6 +78,7 @@ with DAG(
         deferrable=True,
         end_from_trigger=True,
         poll_interval=POLL_SECONDS,
+        wake_queue_url=flowcell.WAKE_QUEUE_URL,
     )
     report = task(
         flowcell.notify, task_id="notify", trigger_rule="all_done", retries=3, retry_delay=dt.timedelta(seconds=30)

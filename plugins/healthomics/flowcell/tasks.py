@@ -48,6 +48,9 @@ LOAD_TASK = "load_manifest"
 VAR_ROLE_ARN = "healthomics_run_role_arn"
 VAR_SNS_TOPIC = "healthomics_sns_topic_arn"
 VAR_ALLOWED_OUTPUTS = "healthomics_allowed_output_prefixes"
+VAR_WAKE_QUEUE = "healthomics_run_wake_queue_url"  # optional: run events that end waits early
+# Rendered per task: the wake queue if the deployment has one, else nothing (poll only).
+WAKE_QUEUE_URL = "{{ var.value.get('" + VAR_WAKE_QUEUE + "', '') }}"
 
 PARAMS: dict[str, Param] = {
     "manifest_uri": Param(

@@ -68,6 +68,8 @@ class HealthOmicsStartRunOperator(AwsBaseOperator[HealthOmicsHook]):
     :param end_from_trigger: with ``deferrable``, let the trigger end the task (no worker needed
         after the wait); the XCom result is the same.
     :param cancel_on_kill: cancel the run when the task is killed.
+    :param wake_queue_url: SQS queue of "Run Status Change" events; in deferrable mode an event
+        about the run ends the wait for the next poll early (polling stays authoritative).
     :param aws_conn_id: Airflow AWS connection (its extra may route ``omics`` to a local endpoint).
     :param region_name: AWS region (default: from the connection).
     :param verify: SSL certificate verification for boto3.
@@ -84,6 +86,7 @@ class HealthOmicsStartRunOperator(AwsBaseOperator[HealthOmicsHook]):
         "tags",
         "run_options",
         "idempotency_key",
+        "wake_queue_url",
     )
     template_fields_renderers = {"parameters": "json", "tags": "json", "run_options": "json"}
     operator_extra_links = (HealthOmicsRunLink(), HealthOmicsRunLogsLink(), HealthOmicsRunOutputLink())
@@ -107,6 +110,7 @@ class HealthOmicsStartRunOperator(AwsBaseOperator[HealthOmicsHook]):
         max_wait: timedelta | None = timedelta(days=7),
         end_from_trigger: bool = False,
         cancel_on_kill: bool = True,
+        wake_queue_url: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -125,6 +129,7 @@ class HealthOmicsStartRunOperator(AwsBaseOperator[HealthOmicsHook]):
         self.max_wait = max_wait
         self.end_from_trigger = end_from_trigger
         self.cancel_on_kill = cancel_on_kill
+        self.wake_queue_url = wake_queue_url
         self.run_id: str | None = None
 
     def _request(self, context: Context) -> dict[str, Any]:
@@ -176,6 +181,7 @@ class HealthOmicsStartRunOperator(AwsBaseOperator[HealthOmicsHook]):
                     deadline=deadline_after(self.max_wait),
                     end_from_trigger=self.end_from_trigger,
                     cancel_on_kill=self.cancel_on_kill,
+                    wake_queue_url=self.wake_queue_url,
                     **connection_kwargs(self),
                 ),
                 method_name="execute_complete",

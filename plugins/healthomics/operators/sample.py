@@ -64,13 +64,15 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
     :param poll_interval: seconds between status polls.
     :param max_wait: how long to wait for a run.
     :param cancel_on_kill: cancel the sample's live run when the task is killed.
+    :param wake_queue_url: SQS queue of "Run Status Change" events; in deferrable mode an event
+        about the run ends the wait for the next poll early (polling stays authoritative).
 
     Connection arguments (``aws_conn_id``, ``region_name``, ``verify``, ``botocore_config``)
     as in the amazon provider.
     """
 
     aws_hook_class = HealthOmicsHook
-    template_fields: Sequence[str] = aws_template_fields("sample")
+    template_fields: Sequence[str] = aws_template_fields("sample", "wake_queue_url")
     template_fields_renderers = {"sample": "json"}
     operator_extra_links = (HealthOmicsRunLink(), HealthOmicsRunLogsLink(), HealthOmicsRunOutputLink())
     ui_color = "#d5ecf6"
@@ -83,6 +85,7 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
         poll_interval: float = 60,
         max_wait: timedelta | None = timedelta(days=7),
         cancel_on_kill: bool = True,
+        wake_queue_url: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -91,6 +94,7 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
         self.poll_interval = poll_interval
         self.max_wait = max_wait
         self.cancel_on_kill = cancel_on_kill
+        self.wake_queue_url = wake_queue_url
         self.run_id: str | None = None
 
     # -- which run, which attempt ------------------------------------------------
@@ -194,6 +198,7 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
                 end_from_trigger=True,
                 resume_on_failure=True,
                 cancel_on_kill=self.cancel_on_kill,
+                wake_queue_url=self.wake_queue_url,
                 **connection_kwargs(self),
             ),
             method_name="execute_complete",

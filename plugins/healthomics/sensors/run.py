@@ -39,13 +39,15 @@ class HealthOmicsRunSensor(AwsBaseSensor[HealthOmicsHook]):
     :param poll_interval: seconds between checks.
     :param end_from_trigger: in deferrable mode, let the trigger end the task.
     :param cancel_on_kill: cancel the run if the (deferred) task is killed.
+    :param wake_queue_url: SQS queue of "Run Status Change" events; in deferrable mode an event
+        about the run ends the wait for the next poll early (polling stays authoritative).
 
     Connection arguments (``aws_conn_id``, ``region_name``, ``verify``, ``botocore_config``)
     as in the amazon provider.
     """
 
     aws_hook_class = HealthOmicsHook
-    template_fields: Sequence[str] = aws_template_fields("run_id", "batch_id")
+    template_fields: Sequence[str] = aws_template_fields("run_id", "batch_id", "wake_queue_url")
     operator_extra_links = (HealthOmicsRunLink(), HealthOmicsRunLogsLink())
     ui_color = "#d5ecf6"
 
@@ -58,6 +60,7 @@ class HealthOmicsRunSensor(AwsBaseSensor[HealthOmicsHook]):
         poll_interval: float = 60,
         end_from_trigger: bool = False,
         cancel_on_kill: bool = False,
+        wake_queue_url: str | None = None,
         timeout: float = timedelta(days=7).total_seconds(),
         **kwargs: Any,
     ) -> None:
@@ -68,6 +71,7 @@ class HealthOmicsRunSensor(AwsBaseSensor[HealthOmicsHook]):
         self.poll_interval = poll_interval
         self.end_from_trigger = end_from_trigger
         self.cancel_on_kill = cancel_on_kill
+        self.wake_queue_url = wake_queue_url
 
     def poke(self, context: Context) -> bool:
         run = self.hook.get_run(self.run_id)
@@ -92,6 +96,7 @@ class HealthOmicsRunSensor(AwsBaseSensor[HealthOmicsHook]):
                 deadline=deadline_after(timedelta(seconds=self.timeout)),
                 end_from_trigger=self.end_from_trigger,
                 cancel_on_kill=self.cancel_on_kill,
+                wake_queue_url=self.wake_queue_url,
                 **connection_kwargs(self),
             ),
             method_name="execute_complete",

@@ -13,6 +13,7 @@ a task.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Hashable
 from typing import Any
 
@@ -28,6 +29,7 @@ from healthomics.hooks.omics import (
     run_summary,
 )
 from healthomics.triggers.base import HealthOmicsBaseTrigger, backoff, shielded
+from healthomics.triggers.wake import pause
 
 # Throttled ListRuns pages are retried this often within one poll before the poll is given up.
 PAGE_ATTEMPTS = 5
@@ -63,6 +65,8 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
     :param resume_on_failure: with ``end_from_trigger``, still hand failures back to the task
         (``execute_complete`` on a worker), for operators that decide how a failure ends.
     :param cancel_on_kill: cancel the run when the user kills the task.
+    :param wake_queue_url: SQS queue of "Run Status Change" events: an event about the run
+        cuts the wait for the next poll short (see :mod:`healthomics.triggers.wake`).
 
     Connection arguments as in :class:`~healthomics.triggers.base.HealthOmicsBaseTrigger`.
     """
@@ -76,9 +80,11 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
         list_since: float | None = None,
         end_from_trigger: bool = False,
         resume_on_failure: bool = False,
+        wake_queue_url: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.wake_queue_url = wake_queue_url or None
         self.resume_on_failure = resume_on_failure
         self.run_id = run_id
         self.run_details = run_details or {}
@@ -96,6 +102,7 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
                 "list_since": self.list_since,
                 "end_from_trigger": self.end_from_trigger,
                 "resume_on_failure": self.resume_on_failure,
+                "wake_queue_url": self.wake_queue_url,
                 **self._base_kwargs(),
             },
         )
@@ -109,7 +116,14 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
             scope = ("since", repr(self.list_since))
         else:
             return None
-        return ("healthomics-run-status", self.aws_conn_id, self.region_name, *scope, self.poll_interval)
+        return (
+            "healthomics-run-status",
+            self.aws_conn_id,
+            self.region_name,
+            *scope,
+            self.poll_interval,
+            self.wake_queue_url,
+        )
 
     @classmethod
     async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
@@ -117,6 +131,7 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
         hook = cls.hook_from(kwargs)
         interval = float(kwargs["poll_interval"])
         delay = interval
+        snapshot: dict[str, dict[str, Any]] = {}
         async with await hook.get_async_conn() as client:
             while True:
                 try:
@@ -130,7 +145,27 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
                 else:
                     delay = interval
                     yield snapshot
-                await asyncio.sleep(delay)
+                # Until the next poll, runs that an event says have ended are looked up one by one.
+                next_poll = time.monotonic() + delay
+                while (remaining := next_poll - time.monotonic()) > 0:
+                    waiting = [r for r, item in snapshot.items() if item["status"] not in RUN_TERMINAL_STATES]
+                    ended = await pause(remaining, waiting, kwargs.get("wake_queue_url"), kwargs)
+                    if not ended:
+                        break
+                    snapshot = {**snapshot, **await cls._get_runs(client, ended)}
+                    yield snapshot
+
+    @staticmethod
+    async def _get_runs(client: Any, run_ids: set[str]) -> dict[str, dict[str, Any]]:
+        """GetRun for each run an event named (a throttled or failed look waits for the next poll)."""
+        found: dict[str, dict[str, Any]] = {}
+        for run_id in sorted(run_ids):
+            try:
+                found[run_id] = run_summary(await client.get_run(id=run_id))
+            except ClientError as err:
+                if error_code(err) == "ResourceNotFoundException":
+                    found[run_id] = {"id": run_id, "status": "DELETED", "statusMessage": "the run no longer exists"}
+        return found
 
     @staticmethod
     async def _list_runs(client: Any, kwargs: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -207,7 +242,8 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
                     yield await self._final_event(item)
                     return
                 self.log.info("HealthOmics run %s is %s", self.run_id, item["status"])
-            await asyncio.sleep(delay)
+            if await pause(delay, [self.run_id], self.wake_queue_url, self._base_kwargs()):
+                self.log.info("An event says run %s ended; looking now", self.run_id)
 
     # -- helpers ------------------------------------------------------------------
 

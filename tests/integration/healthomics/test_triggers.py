@@ -173,9 +173,19 @@ def test_triggers_serialize_round_trip() -> None:
         run_details={"sampleId": "S1"},
         end_from_trigger=True,
         aws_conn_id="c",
+        wake_queue_url="https://sqs.example/q",
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "healthomics.triggers.run.HealthOmicsRunTrigger"
     again = HealthOmicsRunTrigger(**json.loads(json.dumps(kwargs)))
     assert again.serialize() == (classpath, kwargs)
-    assert again.shared_stream_key() == ("healthomics-run-status", "c", None, "batch", "7", 30)
+    # Waits with another wake queue (or none) do not share a poll with these.
+    assert again.shared_stream_key() == (
+        "healthomics-run-status",
+        "c",
+        None,
+        "batch",
+        "7",
+        30,
+        "https://sqs.example/q",
+    )
