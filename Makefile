@@ -63,7 +63,10 @@ emulator: $(STAMP)
 	$(BIN)/python -m omics_emulator --port 9100
 
 # Re-resolve the pinned set (needs PyPI); commit constraints.txt afterwards.
-lock: $(STAMP)
+# Re-resolve the pinned set after a requirements change (needs only uv, not the old pins).
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 	$(BIN)/uv pip compile --universal --python-version 3.11 requirements.txt requirements-dev.txt -o constraints.txt
 
 clean:

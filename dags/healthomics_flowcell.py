@@ -60,7 +60,10 @@ with DAG(
         poll_interval=POLL_SECONDS,
         map_index_template="{{ task.sample['sample_id'] }}",
         wake_queue_url=flowcell.WAKE_QUEUE_URL,
-        retries=0,  # a failed sample is retried by clearing its task (a new run, resuming from the run cache)
+        # A lost worker or an API error is retried; a failed run is not (clear the task to pay for
+        # another run; it resumes from the run cache).
+        retries=2,
+        retry_delay=dt.timedelta(seconds=30),
     ).expand(sample=entries)
 
     gate = task(flowcell.qc_gate, task_id=flowcell.QC_GATE_TASK, trigger_rule="all_done", multiple_outputs=True)()

@@ -14,8 +14,11 @@ triggerer restarts, and the REST API the UI uses::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +35,15 @@ COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 TERMINAL_DAG_RUN_STATES = frozenset({"success", "failed"})
 
 
+def worker_hostname() -> str:
+    """``[core] hostname_callable`` of local Celery workers: an address of their own on loopback.
+
+    Workers on one machine would all report the same host name; ``127.0.0.2``, ``127.0.0.3``, ...
+    tell them apart in the task instances and still reach each worker's log server.
+    """
+    return os.environ.get("LOCAL_AIRFLOW_HOSTNAME") or socket.getfqdn()
+
+
 @dataclass
 class LocalAirflow:
     """
@@ -41,7 +53,9 @@ class LocalAirflow:
     :param dags_folder: the DAG folder the dag-processor scans.
     :param env: extra environment for every component (connections, AWS endpoints, ...).
     :param database_url: SQLAlchemy URL; default SQLite in ``workdir``.
-    :param executor: ``LocalExecutor`` (default) or another executor class name.
+    :param executor: ``LocalExecutor`` (default) or ``CeleryExecutor``.
+    :param celery_workers: Celery workers to start (``worker-1``, ...), with ``CeleryExecutor``.
+    :param broker_url: the Celery broker (e.g. ``redis://127.0.0.1:6379/5``).
     """
 
     workdir: Path
@@ -49,8 +63,18 @@ class LocalAirflow:
     env: dict[str, str] = field(default_factory=dict)
     database_url: str | None = None
     executor: str = "LocalExecutor"
+    celery_workers: int = 0
+    broker_url: str | None = None
     port: int = 0
     processes: dict[str, ServerProcess] = field(default_factory=dict)
+    # Log server ports: each component that serves its task logs gets its own, so two local
+    # Airflows (or two workers) on one machine do not collide.
+    log_ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        workers = tuple(f"worker-{i}" for i in range(1, self.celery_workers + 1))
+        return (*COMPONENTS, *workers)
 
     @property
     def url(self) -> str:
@@ -81,6 +105,17 @@ class LocalAirflow:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "3",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3",
             "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "3",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.log_ports.setdefault("worker", free_port())),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.log_ports.setdefault("triggerer", free_port())),
+            **(
+                {
+                    "AIRFLOW__CELERY__BROKER_URL": self.broker_url or "",
+                    "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{self.database_url}",
+                    "AIRFLOW__CELERY__WORKER_CONCURRENCY": "8",
+                }
+                if self.executor == "CeleryExecutor"
+                else {}
+            ),
         }
 
     # -- lifecycle -------------------------------------------------------------
@@ -99,7 +134,7 @@ class LocalAirflow:
         if migrate.returncode != 0:
             raise RuntimeError(f"airflow db migrate failed:\n{migrate.stdout[-2000:]}\n{migrate.stderr[-2000:]}")
         try:
-            for component in COMPONENTS:
+            for component in self.components:
                 self.start_component(component)
         except Exception:
             self.stop()
@@ -107,16 +142,32 @@ class LocalAirflow:
         return self
 
     def start_component(self, component: str) -> None:
+        env = self.environment()
+        command = [sys.executable, "-m", "airflow", component]
+        if component.startswith("worker-"):
+            # A Celery worker, named so task instances show which one ran them.
+            command = [sys.executable, "-m", "airflow", "celery", "worker", "--celery-hostname", f"{component}@%h"]
+            env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(self.log_ports.setdefault(component, free_port()))
+            env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = "local_airflow.worker_hostname"
+            env["LOCAL_AIRFLOW_HOSTNAME"] = f"127.0.0.{int(component.split('-')[1]) + 1}"
         process = ServerProcess(
             name=component,
-            command=[sys.executable, "-m", "airflow", component],
+            command=command,
             port=self.port,
             log_path=self.workdir / f"{component}.log",
             ready_path="/api/v2/version",
         )
         # Only the api-server listens; the others are ready once it answers (it starts first).
-        process.start(self.environment(), detach=False, timeout=120)
+        process.start(env, detach=False, timeout=120)
         self.processes[component] = process
+
+    def kill_component(self, component: str) -> None:
+        """SIGKILL a component and its children: a machine lost, no chance to clean up."""
+        process = self.processes.pop(component, None)
+        if process is not None and process.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.process.pid, signal.SIGKILL)
+            process.process.wait(30)
 
     def stop_component(self, component: str, timeout: float = 30.0) -> None:
         process = self.processes.pop(component, None)
@@ -128,7 +179,7 @@ class LocalAirflow:
         self.start_component(component)
 
     def stop(self) -> None:
-        for component in reversed(COMPONENTS):
+        for component in reversed(self.components):
             self.stop_component(component)
 
     def __enter__(self) -> LocalAirflow:

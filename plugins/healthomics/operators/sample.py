@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from airflow.providers.common.compat.sdk import conf
+from airflow.providers.common.compat.sdk import AirflowFailException, conf
 from botocore.exceptions import ClientError
 
 from healthomics.exceptions import HealthOmicsRunFailedError, HealthOmicsSubmissionError
@@ -52,7 +52,9 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
     * A retry or a cleared task: a COMPLETED run is reused and nothing starts; a live run is
       waited on again; after a FAILED/CANCELLED/DELETED run (or a refused submission) the next
       attempt is started with StartRun and a new attempt-specific ``requestId`` (the manifest's
-      run cache, if any, lets it resume from cached task results).
+      run cache, if any, lets it resume from cached task results). A failed run fails the task
+      for good: retries cover a lost worker or an API error, a person clears the task to pay
+      for another run.
 
     The result (XCom ``return_value``) is the run summary with ``sample_id`` and ``attempt``.
     A failure also leaves XCom ``failure`` (status, reason, message) for the QC gate and report.
@@ -219,7 +221,12 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
         self._fail(context, run, validated.get("message"))
 
     def _fail(self, context: Context, run: dict[str, Any], message: str | None) -> NoReturn:
-        """Record the failure for the QC gate and the report, then fail the task (retryable)."""
+        """Record the failure for the QC gate and the report, then fail the task for good.
+
+        A run that failed is not run again by the task's retries (each would be a new paid
+        run); retries are for what goes wrong around it (a lost worker, an API error).
+        Clearing the task runs the sample again.
+        """
         failure = {
             "sample_id": self.sample["sample_id"],
             "id": run.get("id"),
@@ -229,11 +236,14 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
             "attempt": run.get("attempt"),
         }
         context["ti"].xcom_push(key=FAILURE_XCOM, value=failure)
+        error: Exception
         if failure["status"] == "NOT_SUBMITTED":
-            raise HealthOmicsSubmissionError(f"Sample {self.sample['sample_id']}: {message}")
-        raise HealthOmicsRunFailedError(
-            str(failure["id"]), failure["status"], failure["failureReason"], failure["statusMessage"]
-        )
+            error = HealthOmicsSubmissionError(f"Sample {self.sample['sample_id']}: {message}")
+        else:
+            error = HealthOmicsRunFailedError(
+                str(failure["id"]), failure["status"], failure["failureReason"], failure["statusMessage"]
+            )
+        raise AirflowFailException(str(error)) from error
 
     def on_kill(self) -> None:
         if self.cancel_on_kill and self.run_id:

@@ -1,0 +1,189 @@
+"""The flowcell DAG on Airflow's distributed setup: CeleryExecutor, PostgreSQL, Redis, two workers.
+
+Separate processes as in production: api-server, scheduler, dag-processor, triggerer and two
+Celery workers, PostgreSQL as the metadata database and Redis as the broker (the services on
+127.0.0.1; skipped with the reason when they are not there). A 50-sample flowcell is triggered
+through the REST API; its samples run on both workers and wait in the triggerer; one worker
+and the triggerer are killed mid-run and started again; the run still succeeds, with exactly
+one HealthOmics run per sample.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from local_airflow import LocalAirflow
+from local_aws import LocalAWS
+from omics_emulator import EmulatorAdmin
+
+from .conftest import REPO, ROLE_ARN
+
+DAG_ID = "healthomics_flowcell"
+SAMPLES = [f"S{i:03d}" for i in range(50)]
+POSTGRES = ("127.0.0.1", 5432)
+REDIS = ("127.0.0.1", 6379)
+
+
+def _reachable(address: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(address, timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+pytestmark = pytest.mark.skipif(
+    not (_reachable(POSTGRES) and _reachable(REDIS)),
+    reason="needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (the development machines have both)",
+)
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this Airflow, dropped afterwards."""
+    import psycopg2
+
+    name = f"airflow_multinode_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(host=POSTGRES[0], port=POSTGRES[1], user="postgres", dbname="postgres")
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg2://postgres@{POSTGRES[0]}:{POSTGRES[1]}/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[str]:
+    """A Redis database of its own for the Celery broker, emptied before and after."""
+    import redis
+
+    index = 11
+    client = redis.Redis(host=REDIS[0], port=REDIS[1], db=index)
+    client.flushdb()
+    yield f"redis://{REDIS[0]}:{REDIS[1]}/{index}"
+    client.flushdb()
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    local_aws: LocalAWS, database: str, broker: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalAirflow]:
+    home = tmp_path_factory.mktemp("multinode")
+    dags = home / "dags"
+    dags.mkdir()
+    for source in (REPO / "dags").glob("*.py"):
+        shutil.copy(source, dags)
+    env = {
+        **local_aws.env(),
+        "HEALTHOMICS_POLL_SECONDS": "2",
+        "AIRFLOW_VAR_HEALTHOMICS_RUN_ROLE_ARN": ROLE_ARN,
+        # Notice a task whose worker died within a minute, not five.
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+    }
+    with LocalAirflow(
+        workdir=home,
+        dags_folder=dags,
+        env=env,
+        database_url=database,
+        executor="CeleryExecutor",
+        celery_workers=2,
+        broker_url=broker,
+    ) as airflow:
+        airflow.unpause(DAG_ID)
+        yield airflow
+
+
+@pytest.fixture
+def flowcell(emulator: EmulatorAdmin, omics: Any, s3: Any) -> dict[str, Any]:
+    # Sample runs last about two minutes of real time (60x): long enough to kill things mid-run.
+    emulator.configure(
+        time_scale=60,
+        profiles={"default": {"running_seconds": 7200, "jitter": 0.1}, "cohort-qc": {"running_seconds": 300}},
+    )
+    bucket = f"lab-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    for sample in SAMPLES:
+        s3.put_object(Bucket=bucket, Key=f"fastq/{sample}.fq.gz", Body=b"@r\nACGT\n+\nFFFF\n")
+    s3.put_object(Bucket=bucket, Key="qc.json", Body=b"{}")
+    workflows = {
+        name: omics.create_workflow(
+            name=name, definitionUri=f"s3://defs/{name}.zip", requestId=str(uuid.uuid4()), parameterTemplate=template
+        )["id"]
+        for name, template in (
+            ("germline", {"sample_id": {"description": "id"}, "fastq": {"description": "reads"}}),
+            ("cohort-qc", {"qc_config": {"description": "c"}, "samples": {"description": "s"}}),
+        )
+    }
+    manifest = {
+        "flowcellSamples": [
+            {
+                "sampleId": s,
+                "fastqFileRef": f"s3://{bucket}/fastq/{s}.fq.gz",
+                "ahoSampleWorkflowId": workflows["germline"],
+                "OutputS3path": f"s3://{bucket}/outputs/",
+            }
+            for s in SAMPLES
+        ],
+        "qcWorkflow": {
+            "qcWorkflowFileRef": f"s3://{bucket}/qc.json",
+            "ahoQcWorkflowId": workflows["cohort-qc"],
+            "OutputS3path": f"s3://{bucket}/qc/",
+        },
+    }
+    s3.put_object(Bucket=bucket, Key="manifests/FC-MULTI.json", Body=json.dumps(manifest).encode())
+    time.sleep(1)  # the workflows become ACTIVE in emulated time
+    return {"manifest_uri": f"s3://{bucket}/manifests/FC-MULTI.json"}
+
+
+def sample_tis(airflow: LocalAirflow, run_id: str) -> list[dict[str, Any]]:
+    return [ti for ti in airflow.task_instances(DAG_ID, run_id) if ti["task_id"] == "sample"]
+
+
+@pytest.mark.timeout(1200)
+def test_a_flowcell_survives_losing_a_worker_and_the_triggerer(
+    cluster: LocalAirflow, flowcell: dict[str, Any], omics: Any
+) -> None:
+    run_id = cluster.trigger(DAG_ID, conf=flowcell)
+
+    # Wait until most samples are deferred: their waits are held in the triggerer, not in worker slots.
+    deadline = time.monotonic() + 300
+    deferred = 0
+    while time.monotonic() < deadline:
+        tis = sample_tis(cluster, run_id)
+        deferred = sum(ti["state"] == "deferred" for ti in tis)
+        if deferred >= len(SAMPLES) // 2:
+            break
+        time.sleep(2)
+    assert deferred >= len(SAMPLES) // 2, f"only {deferred} sample tasks deferred"
+
+    # Lose a worker and the triggerer without warning, then bring them back.
+    cluster.kill_component("worker-1")
+    cluster.kill_component("triggerer")
+    time.sleep(5)
+    cluster.start_component("triggerer")
+    cluster.start_component("worker-1")
+
+    finished = cluster.wait_for_dag_run(DAG_ID, run_id, timeout=900)
+    tis = sample_tis(cluster, run_id)
+    assert finished["state"] == "success", {ti["rendered_map_index"]: ti["state"] for ti in tis}
+    assert sorted(ti["rendered_map_index"] for ti in tis) == SAMPLES
+    # Both workers ran samples (each reports its own loopback address as host name).
+    hosts = {ti["hostname"] for ti in tis}
+    assert {"127.0.0.2", "127.0.0.3"} <= hosts, hosts
+
+    # Exactly one HealthOmics run per sample, and one QC run: nothing was submitted twice.
+    runs = [r for page in omics.get_paginator("list_runs").paginate() for r in page["items"]]
+    names = sorted(r["name"] for r in runs if r["name"].startswith("FC-MULTI-"))
+    assert names == sorted([*(f"FC-MULTI-{s}" for s in SAMPLES), "FC-MULTI-qc"])
