@@ -7,7 +7,7 @@ from typing import Any
 
 from .conftest import ROLE_ARN, SAMPLES
 
-__all__ = ["SAMPLES", "conf", "dag_runs", "inbox", "reference_manifest", "sample_runs", "upload"]
+__all__ = ["SAMPLES", "conf", "dag_runs", "inbox", "lab_flowcell", "reference_manifest", "sample_runs", "upload"]
 
 
 def reference_manifest(lab: dict[str, Any], samples: list[str] = SAMPLES) -> dict[str, Any]:
@@ -60,3 +60,41 @@ def dag_runs(dag_id: str, run_id_prefix: str) -> dict[str, Any]:
             select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id.startswith(run_id_prefix))
         ).all()
         return {run.run_id: {"conf": run.conf, "state": run.state, "note": run.note} for run in found}
+
+
+def lab_flowcell(omics: Any, s3: Any, flowcell_id: str, samples: list[str]) -> str:
+    """A new bucket with FASTQs, a germline and a cohort-QC workflow, and a reference manifest; its URI."""
+    import uuid
+
+    bucket = f"lab-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    for sample in samples:
+        s3.put_object(Bucket=bucket, Key=f"fastq/{sample}.fq.gz", Body=b"@r\nACGT\n+\nFFFF\n")
+    s3.put_object(Bucket=bucket, Key="qc.json", Body=b"{}")
+    workflows = {
+        name: omics.create_workflow(
+            name=name, definitionUri=f"s3://defs/{name}.zip", requestId=str(uuid.uuid4()), parameterTemplate=template
+        )["id"]
+        for name, template in (
+            ("germline", {"sample_id": {"description": "id"}, "fastq": {"description": "reads"}}),
+            ("cohort-qc", {"qc_config": {"description": "c"}, "samples": {"description": "s"}}),
+        )
+    }
+    manifest = {
+        "flowcellSamples": [
+            {
+                "sampleId": s,
+                "fastqFileRef": f"s3://{bucket}/fastq/{s}.fq.gz",
+                "ahoSampleWorkflowId": workflows["germline"],
+                "OutputS3path": f"s3://{bucket}/outputs/",
+            }
+            for s in samples
+        ],
+        "qcWorkflow": {
+            "qcWorkflowFileRef": f"s3://{bucket}/qc.json",
+            "ahoQcWorkflowId": workflows["cohort-qc"],
+            "OutputS3path": f"s3://{bucket}/qc/",
+        },
+    }
+    s3.put_object(Bucket=bucket, Key=f"manifests/{flowcell_id}.json", Body=json.dumps(manifest).encode())
+    return f"s3://{bucket}/manifests/{flowcell_id}.json"

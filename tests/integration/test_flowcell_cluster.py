@@ -7,8 +7,6 @@ notification tasks, cleared with it, then reflect the new outcome.
 
 from __future__ import annotations
 
-import json
-import uuid
 from typing import Any
 
 import pytest
@@ -17,6 +15,7 @@ from local_airflow import LocalAirflow
 from omics_emulator import EmulatorAdmin
 
 from .conftest import ROLE_ARN
+from .flowcells import lab_flowcell
 
 DAG_ID = "healthomics_flowcell"
 SAMPLES = ["NA12878", "NA12891", "NA12892", "NA12893"]
@@ -31,38 +30,8 @@ def airflow(airflow_cluster: LocalAirflow) -> LocalAirflow:
 @pytest.fixture
 def flowcell(emulator: EmulatorAdmin, omics: Any, s3: Any) -> dict[str, Any]:
     emulator.configure(time_scale=3600, profiles={"default": {"jitter": 0.0}})
-    bucket = f"lab-{uuid.uuid4().hex[:10]}"
-    s3.create_bucket(Bucket=bucket)
-    for sample in SAMPLES:
-        s3.put_object(Bucket=bucket, Key=f"fastq/{sample}.fq.gz", Body=b"@r\nACGT\n+\nFFFF\n")
-    s3.put_object(Bucket=bucket, Key="qc.json", Body=b"{}")
-    workflows = {
-        name: omics.create_workflow(
-            name=name, definitionUri=f"s3://defs/{name}.zip", requestId=str(uuid.uuid4()), parameterTemplate=template
-        )["id"]
-        for name, template in (
-            ("germline", {"sample_id": {"description": "id"}, "fastq": {"description": "reads"}}),
-            ("cohort-qc", {"qc_config": {"description": "c"}, "samples": {"description": "s"}}),
-        )
-    }
-    manifest = {
-        "flowcellSamples": [
-            {
-                "sampleId": s,
-                "fastqFileRef": f"s3://{bucket}/fastq/{s}.fq.gz",
-                "ahoSampleWorkflowId": workflows["germline"],
-                "OutputS3path": f"s3://{bucket}/outputs/",
-            }
-            for s in SAMPLES
-        ],
-        "qcWorkflow": {
-            "qcWorkflowFileRef": f"s3://{bucket}/qc.json",
-            "ahoQcWorkflowId": workflows["cohort-qc"],
-            "OutputS3path": f"s3://{bucket}/qc/",
-        },
-    }
-    s3.put_object(Bucket=bucket, Key="manifests/FC-RETRY.json", Body=json.dumps(manifest).encode())
-    return {"conf": {"manifest_uri": f"s3://{bucket}/manifests/FC-RETRY.json", "role_arn": ROLE_ARN}}
+    uri = lab_flowcell(omics, s3, "FC-RETRY", SAMPLES)
+    return {"conf": {"manifest_uri": uri, "role_arn": ROLE_ARN}}
 
 
 def runs_of(omics: Any, sample: str) -> list[dict[str, Any]]:

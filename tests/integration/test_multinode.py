@@ -10,7 +10,6 @@ one HealthOmics run per sample.
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 import time
@@ -25,6 +24,7 @@ from local_aws import LocalAWS
 from omics_emulator import EmulatorAdmin
 
 from .conftest import REPO, ROLE_ARN
+from .flowcells import lab_flowcell
 
 DAG_ID = "healthomics_flowcell"
 SAMPLES = [f"S{i:03d}" for i in range(50)]
@@ -112,39 +112,9 @@ def flowcell(emulator: EmulatorAdmin, omics: Any, s3: Any) -> dict[str, Any]:
         time_scale=60,
         profiles={"default": {"running_seconds": 7200, "jitter": 0.1}, "cohort-qc": {"running_seconds": 300}},
     )
-    bucket = f"lab-{uuid.uuid4().hex[:10]}"
-    s3.create_bucket(Bucket=bucket)
-    for sample in SAMPLES:
-        s3.put_object(Bucket=bucket, Key=f"fastq/{sample}.fq.gz", Body=b"@r\nACGT\n+\nFFFF\n")
-    s3.put_object(Bucket=bucket, Key="qc.json", Body=b"{}")
-    workflows = {
-        name: omics.create_workflow(
-            name=name, definitionUri=f"s3://defs/{name}.zip", requestId=str(uuid.uuid4()), parameterTemplate=template
-        )["id"]
-        for name, template in (
-            ("germline", {"sample_id": {"description": "id"}, "fastq": {"description": "reads"}}),
-            ("cohort-qc", {"qc_config": {"description": "c"}, "samples": {"description": "s"}}),
-        )
-    }
-    manifest = {
-        "flowcellSamples": [
-            {
-                "sampleId": s,
-                "fastqFileRef": f"s3://{bucket}/fastq/{s}.fq.gz",
-                "ahoSampleWorkflowId": workflows["germline"],
-                "OutputS3path": f"s3://{bucket}/outputs/",
-            }
-            for s in SAMPLES
-        ],
-        "qcWorkflow": {
-            "qcWorkflowFileRef": f"s3://{bucket}/qc.json",
-            "ahoQcWorkflowId": workflows["cohort-qc"],
-            "OutputS3path": f"s3://{bucket}/qc/",
-        },
-    }
-    s3.put_object(Bucket=bucket, Key="manifests/FC-MULTI.json", Body=json.dumps(manifest).encode())
+    uri = lab_flowcell(omics, s3, "FC-MULTI", SAMPLES)
     time.sleep(1)  # the workflows become ACTIVE in emulated time
-    return {"manifest_uri": f"s3://{bucket}/manifests/FC-MULTI.json"}
+    return {"manifest_uri": uri}
 
 
 def sample_tis(airflow: LocalAirflow, run_id: str) -> list[dict[str, Any]]:
