@@ -91,6 +91,12 @@ def cluster(
         "AIRFLOW_VAR_HEALTHOMICS_RUN_ROLE_ARN": ROLE_ARN,
         # Notice a task whose worker died within a minute, not five.
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+        # A task the killed worker had taken from the broker but not started stays "queued"
+        # (Redis redelivers it only after the visibility timeout, a day by default): the
+        # scheduler sends it again after two minutes instead of ten. (The same setting is the
+        # lifetime of a queued task's token, so not much shorter.)
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "120",
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
     }
     with LocalAirflow(
         workdir=home,
