@@ -1,7 +1,7 @@
 """Run waits wake on "Run Status Change" events instead of sleeping out their poll interval.
 
-The emulator sends its run events to an SQS queue (moto); the waits poll every two minutes,
-so finishing within seconds of the run means the event woke them. Polling still decides: the
+The emulator sends its run events to an SQS queue (moto); the waits poll once an hour,
+so finishing at all within the test's timeout means the event woke them. Polling still decides: the
 event only makes the wait look now.
 """
 
@@ -25,7 +25,8 @@ from omics_emulator import EmulatorAdmin
 from ..airflow_dags import new_dag, run_dag
 from ..conftest import ROLE_ARN
 
-LONG_POLL = 120.0  # seconds: a wait that sleeps it out would take at least this long
+# An hour between polls: within the test's timeout a wait can only end because an event woke it.
+LONG_POLL = 3600.0
 
 
 @pytest.fixture
@@ -71,13 +72,10 @@ def test_a_deferred_run_wait_ends_on_the_event_not_the_next_poll(
         )
     emulator.reset_counters()
     finisher = finish_runs_after_first_poll(emulator, "GetRun")
-    started = time.monotonic()
     states = run_dag(dag)
-    elapsed = time.monotonic() - started
     finisher.join(timeout=1)
     assert states["dag_run"] == DagRunState.SUCCESS
     assert states["start"].xcom_pull(task_ids="start")["status"] == "COMPLETED"
-    assert elapsed < LONG_POLL / 2, f"the wait slept out its poll interval ({elapsed:.0f}s)"
     assert emulator.calls("GetRun") <= 4  # the first look, the woken look (and the final details)
 
 
@@ -119,7 +117,7 @@ def test_a_shared_batch_poll_wakes_on_events(
         waiting = [asyncio.create_task(one(i, t)) for i, t in enumerate(triggers)]
         finisher = finish_runs_after_first_poll(emulator, "ListRuns")
         try:
-            return list(await asyncio.wait_for(asyncio.gather(*waiting), timeout=LONG_POLL / 2))
+            return list(await asyncio.wait_for(asyncio.gather(*waiting), timeout=240))  # a hang guard
         finally:
             await asyncio.to_thread(finisher.join, 5)
             await manager.stop_all()
