@@ -17,12 +17,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import DAG, Asset, AssetWatcher, Variable, task
+from airflow.sdk import DAG, Asset, Variable, task
 
 from healthomics.flowcell.tasks import AWS_CONN_ID
 from healthomics.intake import tasks as intake
+from healthomics.utils.queue import sqs_watched_asset
 
 PREFIX = Variable.get(intake.VAR_MANIFEST_PREFIX, default=None)
 QUEUE_URL = Variable.get(intake.VAR_MANIFEST_QUEUE_URL, default=None)
@@ -34,26 +34,8 @@ VISIBILITY_SECONDS = int(
 
 schedule: list[Asset] | None = None
 if PREFIX and QUEUE_URL:
-    schedule = [
-        Asset(
-            name="healthomics_manifests",
-            uri=PREFIX,
-            watchers=[
-                AssetWatcher(
-                    name="healthomics_manifest_queue",
-                    trigger=SqsSensorTrigger(
-                        sqs_queue=QUEUE_URL,
-                        aws_conn_id=AWS_CONN_ID,
-                        max_messages=10,
-                        wait_time_seconds=10,  # long polling: few empty receives
-                        waiter_delay=5,
-                        visibility_timeout=VISIBILITY_SECONDS,
-                        delete_message_on_reception=False,  # deleted by the DAG once the runs exist
-                    ),
-                )
-            ],
-        )
-    ]
+    # Messages are deleted by the acknowledge task, once their runs exist.
+    schedule = [sqs_watched_asset("healthomics_manifests", PREFIX, QUEUE_URL, AWS_CONN_ID, VISIBILITY_SECONDS)]
 
 with DAG(
     dag_id="healthomics_manifest_events",

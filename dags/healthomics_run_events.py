@@ -19,11 +19,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
-from airflow.sdk import DAG, Asset, AssetWatcher, Variable, task
+from airflow.sdk import DAG, Asset, Variable, task
 
 from healthomics.events import tasks as events
 from healthomics.flowcell.tasks import AWS_CONN_ID
+from healthomics.utils.queue import sqs_watched_asset
 
 QUEUE_URL = Variable.get(events.VAR_EVENTS_QUEUE_URL, default=None)
 ARCHIVE_URI = Variable.get(events.VAR_EVENTS_ARCHIVE_URI, default=None)
@@ -32,24 +32,10 @@ VISIBILITY_SECONDS = int(os.environ.get("HEALTHOMICS_EVENTS_VISIBILITY_SECONDS",
 
 schedule: list[Asset] | None = None
 if QUEUE_URL and ARCHIVE_URI:
+    # Messages are deleted by the acknowledge task, once archived.
     schedule = [
-        Asset(
-            name="healthomics_run_events",
-            uri=ARCHIVE_URI,
-            watchers=[
-                AssetWatcher(
-                    name="healthomics_run_events_queue",
-                    trigger=SqsSensorTrigger(
-                        sqs_queue=QUEUE_URL,
-                        aws_conn_id=AWS_CONN_ID,
-                        max_messages=10,
-                        wait_time_seconds=10,
-                        waiter_delay=1,
-                        visibility_timeout=VISIBILITY_SECONDS,
-                        delete_message_on_reception=False,  # deleted once archived (acknowledge)
-                    ),
-                )
-            ],
+        sqs_watched_asset(
+            "healthomics_run_events", ARCHIVE_URI, QUEUE_URL, AWS_CONN_ID, VISIBILITY_SECONDS, waiter_delay=1
         )
     ]
 

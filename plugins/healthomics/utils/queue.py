@@ -7,8 +7,38 @@ import logging
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
+from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
+from airflow.sdk import Asset, AssetWatcher
 
 log = logging.getLogger(__name__)
+
+
+def sqs_watched_asset(
+    name: str, uri: str, queue_url: str, aws_conn_id: str | None, visibility_seconds: int, waiter_delay: int = 5
+) -> Asset:
+    """
+    An Asset whose events are batches of messages from an SQS queue, received in the triggerer.
+
+    Messages stay in the queue (hidden for ``visibility_seconds``) until the DAG run they start
+    deletes them (:func:`delete_messages`): a message whose run never finished comes back.
+
+    :param name: the asset's name; its watcher is ``<name>_queue``.
+    :param uri: the asset's URI (where the data lives).
+    :param queue_url: the queue to watch.
+    :param aws_conn_id: Airflow AWS connection.
+    :param visibility_seconds: how long a received message stays hidden before it is delivered again.
+    :param waiter_delay: seconds between receives when the queue is empty.
+    """
+    trigger = SqsSensorTrigger(
+        sqs_queue=queue_url,
+        aws_conn_id=aws_conn_id,
+        max_messages=10,
+        wait_time_seconds=10,  # long polling: few empty receives
+        waiter_delay=waiter_delay,
+        visibility_timeout=visibility_seconds,
+        delete_message_on_reception=False,  # deleted by the DAG once handled
+    )
+    return Asset(name=name, uri=uri, watchers=[AssetWatcher(name=f"{name}_queue", trigger=trigger)])
 
 
 def triggering_messages(context: dict[str, Any]) -> list[dict[str, Any]]:

@@ -87,3 +87,15 @@ def test_only_a_run_that_ended_wakes_its_waits() -> None:
 
     woken, idle = asyncio.run(scenario())
     assert woken == {"2101313"} and idle == set()
+
+
+def test_a_watched_queue_keeps_its_messages_until_the_dag_deletes_them() -> None:
+    from healthomics.utils.queue import sqs_watched_asset
+
+    asset = sqs_watched_asset("events", "s3://archive/events/", "https://queue", "aws_default", 900, waiter_delay=1)
+    (watcher,) = asset.watchers
+    classpath, kwargs = watcher.trigger.serialize()
+    assert (asset.name, watcher.name) == ("events", "events_queue")
+    assert classpath.endswith("SqsSensorTrigger")
+    assert kwargs["delete_message_on_reception"] is False
+    assert (kwargs["sqs_queue"], kwargs["visibility_timeout"], kwargs["waiter_delay"]) == ("https://queue", 900, 1)
