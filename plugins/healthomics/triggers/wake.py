@@ -5,15 +5,19 @@ second target of the archive rule, say). In each triggerer, one :class:`RunEvent
 queue long-polls it and wakes the waits on a run that an event says has ended; a woken wait
 looks at that run at once (one GetRun) instead of sleeping out its interval, so a run costs
 one extra call in its life, and the regular polls keep their schedule. The messages are
-only wake-up calls: they are deleted on receipt, and one that is lost or early costs nothing
-but the next regular poll. With several triggerers each sees part of the stream; give each
-its own queue (an SNS fan-out) for every wait to be woken.
+only wake-up calls: they are deleted on receipt, and one that is lost costs nothing but the
+next regular poll. An event that comes while its run's wait is between two pauses (looking
+at other runs, say) is kept for a while and wakes that wait's next pause at once. With several
+triggerers each sees part of the stream; give each its own queue (an SNS fan-out) for every
+wait to be woken.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import weakref
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -27,6 +31,8 @@ log = logging.getLogger(__name__)
 
 RECEIVE_WAIT_SECONDS = 10
 ERROR_PAUSE_SECONDS = 5.0
+# How long an end event nobody was waiting for is kept for a wait that comes later.
+ENDED_MEMORY_SECONDS = 900.0
 
 
 class _Subscription:
@@ -38,33 +44,43 @@ class _Subscription:
 class RunEventWaker:
     """Reads one wake queue for every wait in this event loop that subscribed to it."""
 
-    _wakers: ClassVar[dict[tuple[Any, ...], RunEventWaker]] = {}
+    # Per event loop (the triggerer has one; tests make many), so no reader outlives its loop.
+    _wakers: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], RunEventWaker]]] = (
+        weakref.WeakKeyDictionary()
+    )
 
     def __init__(self, key: tuple[Any, ...], queue_url: str, hook: SqsHook) -> None:
         self.key = key
         self.queue_url = queue_url
         self.hook = hook
         self.subscribers: dict[str, set[_Subscription]] = {}
+        # Run id -> when an event said it ended, for runs whose wait was not subscribed then.
+        self.ended: dict[str, float] = {}
         self.reader: asyncio.Task[None] | None = None
 
     @classmethod
     def for_queue(cls, queue_url: str, hook_kwargs: dict[str, Any]) -> RunEventWaker:
-        loop = asyncio.get_running_loop()
-        key = (id(loop), queue_url, hook_kwargs.get("aws_conn_id"), hook_kwargs.get("region_name"))
-        waker = cls._wakers.get(key)
+        wakers = cls._wakers.setdefault(asyncio.get_running_loop(), {})
+        key = (queue_url, hook_kwargs.get("aws_conn_id"), hook_kwargs.get("region_name"))
+        waker = wakers.get(key)
         if waker is None:
             hook = SqsHook(
                 aws_conn_id=hook_kwargs.get("aws_conn_id"),
                 region_name=hook_kwargs.get("region_name"),
                 verify=hook_kwargs.get("verify"),
             )
-            waker = cls._wakers[key] = cls(key, queue_url, hook)
+            waker = wakers[key] = cls(key, queue_url, hook)
         return waker
 
     async def wait(self, run_ids: Iterable[str], timeout: float) -> set[str]:
         """Sleep up to ``timeout`` seconds, less if one of ``run_ids`` ends first; the runs that ended."""
-        subscription = _Subscription()
         ids = [str(r) for r in run_ids]
+        self._forget_old_ends()
+        # Ends that came while nobody waited: each wakes one wait, once.
+        already = {run_id for run_id in ids if self.ended.pop(run_id, None) is not None}
+        if already:
+            return already
+        subscription = _Subscription()
         for run_id in ids:
             self.subscribers.setdefault(run_id, set()).add(subscription)
         self._ensure_reader()
@@ -106,7 +122,6 @@ class RunEventWaker:
                 )
                 for message in messages:
                     self._wake(message.get("Body", ""))
-        self._wakers.pop(self.key, None)
 
     def _wake(self, body: str) -> None:
         """Wake the waits on a run that reached a final state (other state changes need no look)."""
@@ -116,9 +131,17 @@ class RunEventWaker:
             return
         if not event.is_run_status or event.detail.get("status") not in RUN_TERMINAL_STATES or not event.run_id:
             return
-        for subscription in self.subscribers.get(event.run_id, ()):
+        subscriptions = self.subscribers.get(event.run_id)
+        if not subscriptions:
+            self.ended[event.run_id] = time.monotonic()
+        for subscription in subscriptions or ():
             subscription.woken.add(event.run_id)
             subscription.event.set()
+
+    def _forget_old_ends(self) -> None:
+        horizon = time.monotonic() - ENDED_MEMORY_SECONDS
+        for run_id in [r for r, seen in self.ended.items() if seen < horizon]:
+            del self.ended[run_id]
 
 
 async def pause(

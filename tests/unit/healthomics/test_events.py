@@ -89,6 +89,20 @@ def test_only_a_run_that_ended_wakes_its_waits() -> None:
     assert woken == {"2101313"} and idle == set()
 
 
+def test_an_end_that_comes_between_two_pauses_wakes_the_next_one_once() -> None:
+    async def scenario() -> tuple[set[str], set[str], set[str]]:
+        waker = RunEventWaker(("test",), "unused", hook=None)  # type: ignore[arg-type]
+        waker._ensure_reader = lambda: None  # type: ignore[method-assign]
+        waker._wake(json.dumps(event("COMPLETED", runId="2101313")))  # nobody waits right now
+        first = await waker.wait(["2101313", "7"], timeout=5)  # at once, without sleeping
+        again = await waker.wait(["2101313"], timeout=0.05)  # the event was used up
+        unrelated = await waker.wait(["7"], timeout=0.05)
+        return first, again, unrelated
+
+    first, again, unrelated = asyncio.run(scenario())
+    assert (first, again, unrelated) == ({"2101313"}, set(), set())
+
+
 def test_a_watched_queue_keeps_its_messages_until_the_dag_deletes_them() -> None:
     from healthomics.utils.queue import sqs_watched_asset
 
