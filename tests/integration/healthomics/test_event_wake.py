@@ -18,12 +18,12 @@ import pytest
 from airflow.triggers.shared_stream import SharedStreamManager
 from airflow.utils.state import DagRunState
 
-from healthomics.operators.run import HealthOmicsStartRunOperator
 from healthomics.triggers.run import HealthOmicsRunTrigger
 from omics_emulator import EmulatorAdmin
 
 from ..airflow_dags import new_dag, run_dag
 from ..conftest import ROLE_ARN
+from .helpers import first_shared_event, start_run_operator
 
 # An hour between polls: within the test's timeout a wait can only end because an event woke it.
 LONG_POLL = 3600.0
@@ -60,16 +60,7 @@ def test_a_deferred_run_wait_ends_on_the_event_not_the_next_poll(
     bucket: str,
 ) -> None:
     with new_dag() as dag:
-        HealthOmicsStartRunOperator(
-            task_id="start",
-            workflow_id=workflow["id"],
-            role_arn=ROLE_ARN,
-            output_uri=f"s3://{bucket}/runs",
-            parameters={"sample_id": "NA12878"},
-            deferrable=True,
-            poll_interval=LONG_POLL,
-            wake_queue_url=wake_queue,
-        )
+        start_run_operator(workflow, bucket, deferrable=True, poll_interval=LONG_POLL, wake_queue_url=wake_queue)
     emulator.reset_counters()
     finisher = finish_runs_after_first_poll(emulator, "GetRun")
     states = run_dag(dag)
@@ -104,17 +95,7 @@ def test_a_shared_batch_poll_wakes_on_events(
     async def wait_all() -> list[Any]:
         manager = SharedStreamManager()
 
-        async def one(trigger_id: int, trigger: HealthOmicsRunTrigger) -> Any:
-            key = trigger.shared_stream_key()
-            try:
-                async for event in trigger.filter_shared_stream(
-                    manager.subscribe(trigger_id=trigger_id, trigger=trigger, key=key)
-                ):
-                    return event
-            finally:
-                await manager.unsubscribe(trigger_id, key)
-
-        waiting = [asyncio.create_task(one(i, t)) for i, t in enumerate(triggers)]
+        waiting = [asyncio.create_task(first_shared_event(manager, i, t)) for i, t in enumerate(triggers)]
         finisher = finish_runs_after_first_poll(emulator, "ListRuns")
         try:
             return list(await asyncio.wait_for(asyncio.gather(*waiting), timeout=240))  # a hang guard

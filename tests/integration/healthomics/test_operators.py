@@ -14,8 +14,7 @@ from omics_emulator import EmulatorAdmin
 
 from ..airflow_dags import new_dag, run_dag
 from ..conftest import ROLE_ARN
-
-POLL = 0.2
+from .helpers import POLL, start_run_operator
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["worker", "deferrable"])
@@ -28,16 +27,7 @@ def test_start_run_waits_and_returns_the_run(
     deferrable: bool,
 ) -> None:
     with new_dag() as dag:
-        HealthOmicsStartRunOperator(
-            task_id="start",
-            workflow_id=workflow["id"],
-            role_arn=ROLE_ARN,
-            output_uri=f"s3://{bucket}/runs",
-            parameters={"sample_id": "NA12878"},
-            tags={"flowcell": "FC1", "sample": "NA12878"},
-            deferrable=deferrable,
-            poll_interval=POLL,
-        )
+        start_run_operator(workflow, bucket, tags={"flowcell": "FC1", "sample": "NA12878"}, deferrable=deferrable)
     states = run_dag(dag)
     assert states["dag_run"] == DagRunState.SUCCESS
     result = states["start"].xcom_pull(task_ids="start")
@@ -51,20 +41,6 @@ def test_start_run_waits_and_returns_the_run(
     assert run["tags"]["healthomics:task_id"] == "start"
     assert run["tags"]["healthomics:attempt"] == "1"
     assert len(omics.list_runs()["items"]) == 1
-
-
-def start_run_operator(workflow: dict[str, Any], bucket: str, **kwargs: Any) -> HealthOmicsStartRunOperator:
-    defaults: dict[str, Any] = {
-        "task_id": "start",
-        "workflow_id": workflow["id"],
-        "role_arn": ROLE_ARN,
-        "output_uri": f"s3://{bucket}/runs",
-        "name": "NA12878",
-        "parameters": {"sample_id": "NA12878"},
-        "poll_interval": POLL,
-    }
-    defaults.update(kwargs)
-    return HealthOmicsStartRunOperator(**defaults)
 
 
 class CrashAfterSubmit(HealthOmicsStartRunOperator):

@@ -19,6 +19,7 @@ from healthomics.triggers.run import HealthOmicsRunTrigger
 from omics_emulator import EmulatorAdmin
 
 from ..conftest import ROLE_ARN
+from .helpers import first_shared_event
 
 SAMPLES = 1000
 POLL = 0.5
@@ -64,18 +65,7 @@ async def wait_all(
 ) -> list[TriggerEvent]:
     """Subscribe every trigger like the triggerer does; let the runs finish after a few polls."""
 
-    async def one(trigger_id: int, trigger: HealthOmicsRunTrigger) -> TriggerEvent:
-        key = trigger.shared_stream_key()
-        try:
-            async for event in trigger.filter_shared_stream(
-                manager.subscribe(trigger_id=trigger_id, trigger=trigger, key=key)
-            ):
-                return event
-            raise AssertionError("stream ended without an event")
-        finally:
-            await manager.unsubscribe(trigger_id, key)
-
-    waiting = [asyncio.create_task(one(i, t)) for i, t in enumerate(triggers)]
+    waiting = [asyncio.create_task(first_shared_event(manager, i, t)) for i, t in enumerate(triggers)]
     await asyncio.sleep(POLL * (rounds_before_finish - 0.5))
     assert not any(task.done() for task in waiting), "nothing has finished yet"
     await asyncio.to_thread(emulator.advance, 24 * 3600)
