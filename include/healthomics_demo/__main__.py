@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from local_aws import LocalAWS
+from local_aws import LocalAWS, create_active_workflow
 from omics_emulator import EmulatorAdmin
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,14 +29,6 @@ SAMPLES = [f"NA128{n:02d}" for n in range(78, 90)]
 FAILING_SAMPLE = "NA12885"
 
 
-def _wait_active(omics: Any, workflow_id: str) -> None:
-    deadline = time.monotonic() + 60
-    while omics.get_workflow(id=workflow_id)["status"] != "ACTIVE":
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"workflow {workflow_id} never became ACTIVE")
-        time.sleep(0.2)
-
-
 def prepare(stack: LocalAWS) -> dict[str, Any]:
     """Inputs, workflows, fault, topic; returns the DAG run conf."""
     s3, omics, sns, sqs = (stack.client(name) for name in ("s3", "omics", "sns", "sqs"))
@@ -44,22 +36,20 @@ def prepare(stack: LocalAWS) -> dict[str, Any]:
     for sample in SAMPLES:
         s3.put_object(Bucket=BUCKET, Key=f"fastq/{FLOWCELL}/{sample}.fastq.gz", Body=b"@r1\nACGT\n+\nFFFF\n")
     s3.put_object(Bucket=BUCKET, Key="qc/cohort-qc.json", Body=json.dumps({"min_mean_coverage": 30}).encode())
-    sample_wf = omics.create_workflow(
-        name="germline-wgs",
-        engine="WDL",
-        definitionUri=f"s3://{BUCKET}/workflows/germline.zip",
-        parameterTemplate={"sample_id": {"description": "Sample id"}, "fastq": {"description": "Reads"}},
-        requestId="demo-germline-wgs-v1",
+    sample_wf, qc_wf = (
+        create_active_workflow(
+            omics,
+            name=name,
+            engine="WDL",
+            definitionUri=f"s3://{BUCKET}/workflows/{name}.zip",
+            parameterTemplate=template,
+            requestId=f"demo-{name}-v1",
+        )
+        for name, template in (
+            ("germline-wgs", {"sample_id": {"description": "Sample id"}, "fastq": {"description": "Reads"}}),
+            ("cohort-qc", {"qc_config": {"description": "QC thresholds"}, "samples": {"description": "Samples"}}),
+        )
     )
-    qc_wf = omics.create_workflow(
-        name="cohort-qc",
-        engine="WDL",
-        definitionUri=f"s3://{BUCKET}/workflows/qc.zip",
-        parameterTemplate={"qc_config": {"description": "QC thresholds"}, "samples": {"description": "Samples"}},
-        requestId="demo-cohort-qc-v1",
-    )
-    for workflow in (sample_wf, qc_wf):
-        _wait_active(omics, workflow["id"])
     EmulatorAdmin(stack.omics_url).add_fault(
         action="fail",
         match={"name": f"{FAILING_SAMPLE}$"},

@@ -288,3 +288,18 @@ class LocalAWS:
             "omics": {"url": self.omics_url, "pid": self.emulator.process.pid, "log": str(self.emulator.log_path)},
             "env": self.env(),
         }
+
+
+def create_active_workflow(omics: Any, timeout: float = 120.0, **request: Any) -> dict[str, Any]:
+    """``CreateWorkflow`` (``request`` as boto3 takes it), then wait until the workflow is ACTIVE.
+
+    Workflows are CREATING for a while after the call, and runs of a workflow that is not
+    ACTIVE are refused. Returns the CreateWorkflow response (``id``, ``arn``, ...).
+    """
+    created = dict(omics.create_workflow(**request))
+    deadline = time.monotonic() + timeout
+    while omics.get_workflow(id=created["id"])["status"] != "ACTIVE":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"workflow {request.get('name')} ({created['id']}) never became ACTIVE")
+        time.sleep(0.2)
+    return created

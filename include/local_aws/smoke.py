@@ -18,7 +18,7 @@ from typing import Any
 
 from omics_emulator import EmulatorAdmin
 
-from . import LocalAWS
+from . import LocalAWS, create_active_workflow
 
 BUCKET = "healthomics-demo"
 ROLE_ARN = "arn:aws:iam::123456789012:role/healthomics-demo-run"
@@ -44,7 +44,8 @@ def run_smoke(stack: LocalAWS) -> int:
         for read in (1, 2):
             s3.put_object(Bucket=BUCKET, Key=f"fastq/{sample}_R{read}.fastq.gz", Body=b"@r\nACGT\n+\nFFFF\n")
 
-    workflow = omics.create_workflow(
+    workflow = create_active_workflow(
+        omics,
         name="germline-demo",
         engine="WDL",
         definitionUri=f"s3://{BUCKET}/workflows/germline.zip",
@@ -55,7 +56,6 @@ def run_smoke(stack: LocalAWS) -> int:
         },
         requestId="smoke-germline-demo-v1",
     )
-    _wait("workflow ACTIVE", lambda: omics.get_workflow(id=workflow["id"])["status"] == "ACTIVE")
     admin.add_fault(
         action="fail",
         match={"name": f"^{FAILING_SAMPLE}$"},
