@@ -12,7 +12,7 @@ STATE_DIR := .local
 # Top-level packages are installed in editable mode; a new one needs a reinstall.
 PACKAGES := $(wildcard plugins/*/__init__.py include/*/__init__.py)
 
-.PHONY: all venv demo stack-smoke test unit integration lint format stack-up stack-down stack-status emulator lock clean
+.PHONY: all venv demo up browser stack-smoke test unit integration lint format stack-up stack-down stack-status emulator lock clean
 
 all: test
 
@@ -28,11 +28,24 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m healthomics_demo
 
+# The Airflow UI on this machine, with the local stack and the demo flowcell; Ctrl-C stops it.
+up: $(STAMP)
+	$(BIN)/python -m healthomics_demo.up
+
+# Debian's Chromium for the browser test (tests/integration/test_browser.py skips without it).
+browser:
+	@if [ -x /usr/bin/chromium ] || command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the browser test ..."; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
+			|| echo "chromium could not be installed: the browser test will be skipped"; \
+	else echo "no chromium, and installing it needs root and apt-get: the browser test will be skipped"; fi
+
 # The local stack alone: a run batch straight against the emulator, no Airflow.
 stack-smoke: $(STAMP)
 	$(BIN)/python -m local_aws.smoke
 
-test: lint
+test: lint browser
 	$(BIN)/pytest
 
 unit: $(STAMP)
@@ -71,3 +84,4 @@ lock:
 
 clean:
 	rm -rf $(VENV) $(STATE_DIR) .pytest_cache .mypy_cache .ruff_cache
+

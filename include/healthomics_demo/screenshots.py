@@ -1,76 +1,50 @@
 """``python -m healthomics_demo.screenshots``: README screenshots from a real run in a local Airflow.
 
-Starts the local stack and a local Airflow (api-server, scheduler, dag-processor, triggerer),
-triggers ``healthomics_flowcell`` through the REST API with the demo flowcell, waits for the run,
-and captures the Trigger form, the DAG run's grid and its mapped sample tasks with headless
-Chromium (the system package, driven by Playwright).
+Starts what ``make up`` starts (the local stack with the demo flowcell, a local Airflow with a
+login), then, in headless Chromium (the system package, driven by Playwright), logs in,
+triggers ``healthomics_flowcell`` through its Trigger form, waits for the run, and captures the
+filled-in form, the mapped sample tasks and the run's grid. ``tests/integration/test_browser.py``
+takes the same steps (and the same pictures, with ``HEALTHOMICS_SCREENSHOTS_DIR``).
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
+import secrets
 import sys
 import tempfile
 from pathlib import Path
 
-from playwright.sync_api import Page, sync_playwright
+from healthomics_demo import browser
+from healthomics_demo.__main__ import FAILING_SAMPLE, FLOWCELL, REPO
+from healthomics_demo.up import DAG_ID, local_ui
 
-from healthomics_demo.__main__ import REPO, prepare
-from local_airflow import LocalAirflow
-from local_aws import LocalAWS
-
-DAG_ID = "healthomics_flowcell"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def capture(page: Page, url: str, path: Path, wait_for: str | None = None) -> None:
-    page.goto(url, wait_until="networkidle")
-    if wait_for:
-        page.get_by_text(wait_for).first.wait_for(timeout=30_000)
-    page.wait_for_timeout(1500)  # let the grid finish drawing
-    page.screenshot(path=str(path), full_page=False)
-    print(f"saved {path}")
+# The README's pictures, by what they show.
+TRIGGER_FORM = "flowcell-trigger-form.png"
+MAPPED_SAMPLES = "flowcell-mapped-samples.png"
+RUN_GRID = "flowcell-run-grid.png"
+# A run id that reads well in the pictures' breadcrumbs.
+RUN_ID = f"{FLOWCELL}__ui"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m healthomics_demo.screenshots", description=__doc__)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "images")
-    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    parser.add_argument("--chromium", default=browser.find_chromium())
     args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.chromium:
+        parser.error("no Chromium: install Debian's package (make browser) or give --chromium")
     work = Path(tempfile.mkdtemp(prefix="healthomics-screens-"))
-    with LocalAWS(workdir=work / "stack", time_scale=3600) as stack:
-        setup = prepare(stack)
-        env = {**stack.env(), "HEALTHOMICS_POLL_SECONDS": "2"}
-        with LocalAirflow(workdir=work / "airflow", dags_folder=REPO / "dags", env=env) as airflow:
-            airflow.unpause(DAG_ID)
-            run_id = airflow.trigger(DAG_ID, conf=setup["conf"], run_id="FC-DEMO-0001__manual")
-            airflow.wait_for_dag_run(DAG_ID, run_id, timeout=600)
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
-                page = browser.new_page(viewport={"width": 1600, "height": 900})
-                base = f"{airflow.url}/dags/{DAG_ID}"
-                capture(
-                    page,
-                    f"{base}/runs/{run_id}/tasks/sample/mapped",
-                    args.out / "flowcell-mapped-samples.png",
-                    wait_for="NA12885",
-                )
-                capture(page, f"{base}/runs/{run_id}", args.out / "flowcell-run-grid.png")
-                page.goto(f"{base}", wait_until="networkidle")
-                page.get_by_role("button", name="Trigger").first.click()
-                page.wait_for_timeout(2000)
-                page.screenshot(path=str(args.out / "flowcell-trigger-form.png"))
-                print(f"saved {args.out / 'flowcell-trigger-form.png'}")
-                browser.close()
+    with local_ui(work, password=secrets.token_urlsafe(9)) as ui, browser.browser_page(args.chromium) as page:
+        browser.log_in(page, ui.url, ui.username, ui.password)
+        run_id = browser.trigger_with_form(
+            page, ui.url, DAG_ID, ui.form, run_id=RUN_ID, screenshot=args.out / TRIGGER_FORM
+        )
+        ui.airflow.wait_for_dag_run(DAG_ID, run_id, timeout=600)
+        browser.show_mapped_tasks(page, ui.url, DAG_ID, run_id, "sample", expect=FAILING_SAMPLE)
+        browser.save(page, args.out / MAPPED_SAMPLES)
+        browser.show_run(page, ui.url, DAG_ID, run_id, expect="flowcell_outcome")
+        browser.save(page, args.out / RUN_GRID)
     return 0
 
 

@@ -10,6 +10,9 @@ triggerer restarts, and the REST API the UI uses::
         airflow.unpause("healthomics_flowcell")
         run_id = airflow.trigger("healthomics_flowcell", conf={...})
         airflow.wait_for_dag_run("healthomics_flowcell", run_id)
+
+By default every caller is an admin and there is no login. With ``users`` (user name ->
+password) the UI asks for a login and the REST helpers authenticate as the first user.
 """
 
 from __future__ import annotations
@@ -35,6 +38,14 @@ COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 TERMINAL_DAG_RUN_STATES = frozenset({"success", "failed"})
 
 
+class ApiError(RuntimeError):
+    """The REST API refused a request; ``status`` is its HTTP status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def worker_hostname() -> str:
     """``[core] hostname_callable`` of local Celery workers: an address of their own on loopback.
 
@@ -56,6 +67,8 @@ class LocalAirflow:
     :param executor: ``LocalExecutor`` (default) or ``CeleryExecutor``.
     :param celery_workers: Celery workers to start (``worker-1``, ...), with ``CeleryExecutor``.
     :param broker_url: the Celery broker (e.g. ``redis://127.0.0.1:6379/5``).
+    :param users: user name -> password, all admins: the UI asks for a login and the REST
+        helpers send a token of the first user. Default: no login, every caller is an admin.
     """
 
     workdir: Path
@@ -65,11 +78,14 @@ class LocalAirflow:
     executor: str = "LocalExecutor"
     celery_workers: int = 0
     broker_url: str | None = None
+    users: dict[str, str] | None = None
     port: int = 0
     processes: dict[str, ServerProcess] = field(default_factory=dict)
     # Log server ports: each component that serves its task logs gets its own, so two local
     # Airflows (or two workers) on one machine do not collide.
     log_ports: dict[str, int] = field(default_factory=dict)
+    # The REST helpers' JWT (with ``users``), fetched on first use and again when it is refused.
+    _token: str | None = field(default=None, repr=False)
 
     @property
     def components(self) -> tuple[str, ...]:
@@ -79,6 +95,23 @@ class LocalAirflow:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def passwords_file(self) -> Path:
+        """The SimpleAuthManager's passwords (JSON: user name -> password), with ``users``."""
+        return self.workdir / "simple_auth_manager_passwords.json"
+
+    def auth_environment(self) -> dict[str, str]:
+        """The SimpleAuthManager settings: no login (all admins), or a login for ``users``."""
+        if not self.users:
+            # Local use only: every caller is an admin, no login.
+            return {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"}
+        return {
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+            # "name:role" pairs; the passwords come from the file (written by start()).
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{name}:admin" for name in self.users),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
+        }
 
     def environment(self) -> dict[str, str]:
         """Everything the components need; also what a CLI call against this Airflow needs."""
@@ -98,8 +131,7 @@ class LocalAirflow:
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
-            # Local use only: every caller is an admin, no login.
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            **self.auth_environment(),
             "AIRFLOW__API_AUTH__JWT_SECRET": "local-airflow-only-not-a-secret-0123456789",
             # Pick up new DAG files within seconds, not minutes.
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "3",
@@ -124,6 +156,10 @@ class LocalAirflow:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.dags_folder.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
+        if self.users:
+            # Written before the api-server starts: it only generates passwords for users missing here.
+            self.passwords_file.write_text(json.dumps(self.users) + "\n")
+            self.passwords_file.chmod(0o600)
         migrate = subprocess.run(
             [sys.executable, "-m", "airflow", "db", "migrate"],
             env=self.environment(),
@@ -190,26 +226,57 @@ class LocalAirflow:
 
     # -- REST API (what the UI uses) ---------------------------------------------
 
-    def api(self, method: str, path: str, body: Any = None) -> Any:
+    def token(self, refresh: bool = False) -> str:
+        """A JWT of the first of ``users`` (what the login page gets), cached until refused."""
+        if not self.users:
+            raise RuntimeError("no users: every caller is an admin, no token needed")
+        if self._token is None or refresh:
+            username, password = next(iter(self.users.items()))
+            request = urllib.request.Request(
+                f"{self.url}/auth/token",
+                data=json.dumps({"username": username, "password": password}).encode(),
+                method="POST",
+                headers={"Content-Type": "application/json"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    self._token = str(json.loads(response.read())["access_token"])
+            except urllib.error.HTTPError as err:
+                raise ApiError(f"login as {username}: {err.code} {err.read().decode()[:2000]}", err.code) from err
+        return self._token
+
+    def _request(self, method: str, path: str, body: Any) -> Any:
+        headers = {"Content-Type": "application/json"}
+        if self.users:
+            headers["Authorization"] = f"Bearer {self.token()}"
         request = urllib.request.Request(
             f"{self.url}/api/v2/{path.lstrip('/')}",
             data=None if body is None else json.dumps(body).encode(),
             method=method,
-            headers={"Content-Type": "application/json"},
+            headers=headers,
         )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            payload = response.read()
+        return json.loads(payload) if payload else None
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
         # A read that meets a busy database (SQLite) is simply asked again.
         attempts = 3 if method == "GET" else 1
-        for attempt in range(1, attempts + 1):
+        attempt, logged_in_again = 1, False
+        while True:
             try:
-                with urllib.request.urlopen(request, timeout=60) as response:
-                    payload = response.read()
-                break
+                return self._request(method, path, body)
             except urllib.error.HTTPError as err:
+                if err.code == 401 and self.users and not logged_in_again:
+                    # The token expired: log in again, once.
+                    self.token(refresh=True)
+                    logged_in_again = True
+                    continue
                 if err.code >= 500 and attempt < attempts:
+                    attempt += 1
                     time.sleep(2)
                     continue
-                raise RuntimeError(f"{method} {path}: {err.code} {err.read().decode()[:2000]}") from err
-        return json.loads(payload) if payload else None
+                raise ApiError(f"{method} {path}: {err.code} {err.read().decode()[:2000]}", err.code) from err
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120.0) -> None:
         """Until the dag-processor has parsed the DAG (and it has no import error)."""
@@ -241,6 +308,16 @@ class LocalAirflow:
             runs += page["dag_runs"]
             if not page["dag_runs"] or len(runs) >= page["total_entries"]:
                 return runs
+
+    def set_variable(self, key: str, value: str, description: str | None = None) -> None:
+        """What Admin > Variables in the UI does: create the Variable, or replace its value."""
+        body = {"key": key, "value": value, "description": description}
+        try:
+            self.api("POST", "variables", body)
+        except ApiError as err:
+            if err.status != 409:
+                raise
+            self.api("PATCH", f"variables/{key}", body)
 
     def delete_dag_run(self, dag_id: str, run_id: str) -> None:
         self.api("DELETE", f"dags/{dag_id}/dagRuns/{run_id}")
