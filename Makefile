@@ -12,7 +12,7 @@ STATE_DIR := .local
 # Top-level packages are installed in editable mode; a new one needs a reinstall.
 PACKAGES := $(wildcard plugins/*/__init__.py include/*/__init__.py)
 
-.PHONY: all venv demo up browser stack-smoke test unit integration lint format stack-up stack-down stack-status emulator lock clean
+.PHONY: all venv demo up browser stack-smoke test unit integration lint format stack-up stack-down stack-status emulator lock clean bench
 
 all: test
 
@@ -85,3 +85,7 @@ lock:
 clean:
 	rm -rf $(VENV) $(STATE_DIR) .pytest_cache .mypy_cache .ruff_cache
 
+# Flowcells of 96, 1,000 and 384 samples: this project vs the per-run polling baseline
+# (about an hour; results in docs/bench/). Not part of `make test`.
+bench: $(STAMP)
+	$(BIN)/python -m healthomics_bench $(BENCH_ARGS)

@@ -1,0 +1,171 @@
+"""``python -m healthomics_bench`` (``make bench``): flowcells of N samples, this project vs the baseline.
+
+For every N and variant: a fresh local stack (moto + the HealthOmics emulator) and a fresh
+local Airflow (api-server, scheduler, dag-processor, triggerer; SQLite, LocalExecutor), one
+flowcell triggered through the REST API, measured until its notification (see ``measure``).
+
+Everything on the AWS side is scaled by ``--time-scale``: run durations, the published API
+quotas (x scale, since callers live in real time) and the poll interval (/ scale). Airflow's
+own work is not scaled, so its overhead shows up scale-times larger in emulated time: the
+overhead figures are upper bounds.
+
+Variants: ``project`` (``healthomics_flowcell``: StartRunBatch, shared ListRuns polls, tasks
+ended from the triggerer), ``events`` (the same, woken by run status events from SQS) and
+``baseline`` (one StartRun per sample, one GetRun-polling trigger per run, tasks resumed on
+a worker; ``healthomics_bench.baseline``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from healthomics_bench.measure import Clock, Sampler, derive
+from healthomics_bench.report import render_chart, render_table
+from healthomics_bench.scenario import build_flowcell
+from local_airflow import LocalAirflow
+from local_aws import LocalAWS
+from omics_emulator import EmulatorAdmin
+from omics_emulator.quotas import DEFAULT_TPS
+
+REPO = Path(__file__).resolve().parents[2]
+PROJECT_DAG = REPO / "dags" / "healthomics_flowcell.py"
+BASELINE_DAG = Path(__file__).resolve().parent / "dags" / "healthomics_baseline_flowcell.py"
+VARIANTS = {
+    "project": ("healthomics_flowcell", PROJECT_DAG),
+    "events": ("healthomics_flowcell", PROJECT_DAG),
+    "baseline": ("healthomics_baseline_flowcell", BASELINE_DAG),
+}
+EVENTS_QUEUE = "healthomics-run-events"
+# Germline WGS for a sample, a cohort QC after them: emulated seconds.
+SAMPLE_PROFILE = {"pending_seconds": 60, "starting_seconds": 300, "running_seconds": 3 * 3600, "jitter": 0.1}
+QC_PROFILE = {"pending_seconds": 60, "starting_seconds": 300, "running_seconds": 1800, "jitter": 0.0}
+
+
+def emulator_config(time_scale: float) -> dict[str, Any]:
+    return {
+        # Real-time quotas that amount to the published ones in emulated time.
+        "quotas": {operation: tps * time_scale for operation, tps in DEFAULT_TPS.items()},
+        # Batches release runs at the published StartRun rate, in emulated time.
+        "batch_submission_tps": DEFAULT_TPS["StartRun"],
+        "profiles": {"default": SAMPLE_PROFILE, "cohort-qc": QC_PROFILE},
+        "check_inputs": False,  # both DAGs are given existing inputs; spare moto N HEADs per run
+        "seed": 1,
+    }
+
+
+def run_one(variant: str, samples: int, args: argparse.Namespace) -> dict[str, Any]:
+    dag_id, dag_file = VARIANTS[variant]
+    work = args.workdir / f"{variant}-{samples}"
+    shutil.rmtree(work, ignore_errors=True)
+    scale = args.time_scale
+    poll_real = args.poll_seconds / scale
+    events = variant == "events"
+    stack = LocalAWS(
+        workdir=work / "stack",
+        time_scale=scale,
+        emulator_config=emulator_config(scale),
+        events_queue=EVENTS_QUEUE if events else None,
+    )
+    with stack:
+        flowcell = build_flowcell(stack, samples)
+        dags = work / "dags"
+        dags.mkdir(parents=True)
+        (dags / dag_file.name).symlink_to(dag_file)
+        env = {**stack.env(), "HEALTHOMICS_POLL_SECONDS": f"{poll_real:g}"}
+        if events:
+            queue_url = stack.client("sqs").get_queue_url(QueueName=EVENTS_QUEUE)["QueueUrl"]
+            env["AIRFLOW_VAR_HEALTHOMICS_RUN_WAKE_QUEUE_URL"] = queue_url
+        with LocalAirflow(workdir=work / "airflow", dags_folder=dags, env=env) as airflow:
+            airflow.unpause(dag_id)
+            admin = EmulatorAdmin(stack.omics_url)
+            admin.reset_counters()
+            wall = time.time()
+            clock = Clock(wall=wall, emulated=admin.now(), scale=scale)
+            components = {
+                name: process.process.pid
+                for name, process in airflow.processes.items()
+                if name in ("scheduler", "triggerer") and process.process is not None
+            }
+            sampler = Sampler(work / "airflow" / "airflow.db", dag_id, components)
+            sampler.start()
+            triggered_at = time.time()
+            run_id = airflow.trigger(dag_id, conf=flowcell.conf(), run_id=f"bench__{variant}__{samples}")
+            sampler.run_id = run_id
+            dag_run = airflow.wait_for_dag_run(dag_id, run_id, timeout=args.timeout)
+            sampler.stop()
+            counters = admin.counters()
+            task_instances = airflow.task_instances(dag_id, run_id)
+            omics = stack.client("omics")
+            runs = [item for page in omics.get_paginator("list_runs").paginate() for item in page["items"]]
+    result = derive(
+        samples=samples,
+        clock=clock,
+        triggered_at=triggered_at,
+        task_instances=task_instances,
+        runs=runs,
+        counters=counters,
+        sampler=sampler,
+        poll_seconds=poll_real,
+        start_run_tps=DEFAULT_TPS["StartRun"],
+    )
+    return {"variant": variant, "dag_run_state": dag_run["state"], **result}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m healthomics_bench", description=__doc__)
+    parser.add_argument("--sizes", default="96,1000,384", help="flowcell sizes (comma-separated)")
+    parser.add_argument("--variants", default="project,events,baseline", help=f"of {sorted(VARIANTS)}")
+    parser.add_argument("--time-scale", type=float, default=120.0, help="emulated seconds per real second")
+    parser.add_argument("--poll-seconds", type=float, default=300.0, help="poll interval, emulated seconds")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="real seconds one flowcell may take")
+    parser.add_argument("--workdir", type=Path, default=REPO / ".local" / "bench")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "bench", help="results.json and chart.png")
+    args = parser.parse_args(argv)
+    sizes = [int(n) for n in args.sizes.split(",")]
+    variants = [v.strip() for v in args.variants.split(",")]
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown variants: {sorted(unknown)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    results: list[dict[str, Any]] = []
+    machine = {
+        "cpus": psutil.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    started = time.monotonic()
+    for samples in sizes:
+        for variant in variants:
+            print(f"== {variant}, {samples} samples", flush=True)
+            try:
+                results.append(run_one(variant, samples, args))
+            except Exception as err:  # noqa: BLE001 - one size failing must not lose the others' numbers
+                print(f"   failed: {err!r}", flush=True)
+                results.append({"variant": variant, "samples": samples, "error": repr(err)})
+            (args.out / "results.json").write_text(
+                json.dumps(
+                    {"machine": machine, "settings": vars(args) | {"workdir": None, "out": None}, "results": results},
+                    indent=2,
+                    default=str,
+                )
+            )
+            print(render_table(results), flush=True)
+    render_chart(results, args.out / "chart.png")
+    print(
+        f"\nresults: {args.out / 'results.json'}, chart: {args.out / 'chart.png'} ({time.monotonic() - started:.0f}s)"
+    )
+    return 0 if all("error" not in r for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""What one benchmark run records while it runs, and the metrics it derives afterwards."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+# Calls that only watch runs (the rest submit, read inputs or tag).
+MONITORING_OPERATIONS = ("GetRun", "ListRuns", "GetBatch", "ListRunsInBatch")
+WAITING_STATES = frozenset({"deferred", "success", "failed", "up_for_retry", "skipped"})
+
+
+def tree_cpu_seconds(root: psutil.Process) -> float:
+    """CPU seconds of a process and its descendants, including children that already exited.
+
+    Each live process counts its own time plus its reaped children's; nothing is counted twice.
+    """
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def tree_rss_bytes(root: psutil.Process) -> int:
+    total = 0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            total += process.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
+
+
+@dataclass
+class Sampler:
+    """Every ``interval`` seconds: the sample tasks' states (from the metadata DB) and component cost.
+
+    Reads the SQLite database directly (read-only), so watching costs the API server nothing.
+    """
+
+    database: Path
+    dag_id: str
+    components: dict[str, int]  # name -> pid
+    interval: float = 0.5
+    run_id: str | None = None
+    timeline: list[tuple[float, dict[str, int]]] = field(default_factory=list)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    peak_rss: dict[str, int] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._cpu_origin = {name: tree_cpu_seconds(psutil.Process(pid)) for name, pid in self.components.items()}
+        self._thread = threading.Thread(target=self._loop, name="bench-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+        self._sample_processes()
+
+    def _loop(self) -> None:
+        uri = f"file:{self.database}?mode=ro"
+        with sqlite3.connect(uri, uri=True, timeout=30) as db:
+            while not self._stop.wait(self.interval):
+                if self.run_id is not None:
+                    try:
+                        rows = db.execute(
+                            "SELECT state, COUNT(*) FROM task_instance WHERE dag_id = ? AND run_id = ? "
+                            "AND task_id = 'sample' GROUP BY state",
+                            (self.dag_id, self.run_id),
+                        ).fetchall()
+                    except sqlite3.OperationalError:
+                        continue  # locked by a writer: next tick
+                    self.timeline.append((time.time(), {str(state): count for state, count in rows}))
+                self._sample_processes()
+
+    def _sample_processes(self) -> None:
+        for name, pid in self.components.items():
+            try:
+                root = psutil.Process(pid)
+                cpu = tree_cpu_seconds(root) - self._cpu_origin[name]
+                rss = tree_rss_bytes(root)
+            except psutil.Error:
+                continue
+            self.cpu_seconds[name] = max(self.cpu_seconds.get(name, 0.0), cpu)
+            self.peak_rss[name] = max(self.peak_rss.get(name, 0), rss)
+
+
+def epoch(timestamp: str | datetime | None) -> float | None:
+    if timestamp is None:
+        return None
+    if isinstance(timestamp, str):
+        timestamp = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    return timestamp.timestamp()
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Emulated epoch seconds <-> this machine's wall clock (one reading of both, and the scale)."""
+
+    wall: float
+    emulated: float
+    scale: float
+
+    def to_wall(self, emulated: float) -> float:
+        return self.wall + (emulated - self.emulated) / self.scale
+
+
+def derive(
+    *,
+    samples: int,
+    clock: Clock,
+    triggered_at: float,
+    task_instances: list[dict[str, Any]],
+    runs: list[dict[str, Any]],
+    counters: dict[str, Any],
+    sampler: Sampler,
+    poll_seconds: float,
+    start_run_tps: float,
+) -> dict[str, Any]:
+    """The issue's metrics from what one run left behind (see the README's Benchmarks section)."""
+    scale = clock.scale
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for ti in task_instances:
+        by_task.setdefault(ti["task_id"], []).append(ti)
+    sample_tis = by_task.get("sample", [])
+    qc_ti = by_task["qc"][0]
+    notify_ti = by_task["notify"][0]
+    entries_ti = by_task["sample_entries"][0]
+
+    qc_run = next(r for r in runs if r["name"].endswith("-qc"))
+    sample_runs = {r["name"]: r for r in runs if not r["name"].endswith("-qc")}
+
+    def duration(run: dict[str, Any]) -> float:
+        return float(epoch(run["stopTime"]) - epoch(run["creationTime"]))  # type: ignore[operator]
+
+    release = samples / start_run_tps
+    ideal = max(duration(r) for r in sample_runs.values()) + duration(qc_run) + release
+    finished = epoch(notify_ti["end_date"])
+    assert finished is not None
+    makespan_real = finished - triggered_at
+
+    # Detection latency: run reached its terminal state -> its task finished.
+    latencies: list[float] = []
+    for ti in sample_tis:
+        name = str(ti.get("rendered_map_index") or "")
+        run = sample_runs.get(name) or next((r for n, r in sample_runs.items() if n.endswith(f"-{name}")), None)
+        end = epoch(ti.get("end_date"))
+        if run is None or end is None or not run.get("stopTime"):
+            continue
+        latencies.append(end - clock.to_wall(epoch(run["stopTime"])))  # type: ignore[arg-type]
+    last_sample_end = max(clock.to_wall(epoch(r["stopTime"])) for r in sample_runs.values())  # type: ignore[arg-type]
+
+    # Fan-out: the sample tasks exist (their input task ended) -> every one waits (or is done).
+    expanded = epoch(entries_ti["end_date"]) or triggered_at
+    all_waiting = next(
+        (t for t, states in sampler.timeline if sum(c for s, c in states.items() if s in WAITING_STATES) >= samples),
+        None,
+    )
+    first_done = next((t for t, states in sampler.timeline if states.get("success", 0) + states.get("failed", 0)), None)
+    waiting_phase = [
+        states.get("running", 0)
+        for t, states in sampler.timeline
+        if all_waiting and first_done and all_waiting <= t < first_done
+    ]
+    # Worker slots held by sample tasks: what each reading saw, until the next reading.
+    slot_seconds = sum(
+        states.get("running", 0) * (following - t)
+        for (t, states), (following, _) in zip(sampler.timeline, sampler.timeline[1:], strict=False)
+    )
+
+    operations = counters.get("operations", {})
+    calls = {op: int(c.get("calls", 0)) for op, c in sorted(operations.items()) if c.get("calls")}
+    throttled = {op: int(c.get("statuses", {}).get("429", 0)) for op, c in operations.items()}
+    monitoring = sum(calls.get(op, 0) for op in MONITORING_OPERATIONS)
+    polls = max(1.0, makespan_real / poll_seconds)
+
+    states = [ti["state"] for ti in sample_tis]
+    return {
+        "samples": samples,
+        "sample_tasks": len(sample_tis),
+        "makespan_emulated_s": makespan_real * scale,
+        "ideal_emulated_s": ideal,
+        "makespan_overhead": makespan_real * scale / ideal,
+        # Real seconds the DAG added to the ideal: what a flowcell waits for Airflow at any time scale.
+        "added_real_s": makespan_real - ideal / scale,
+        "release_emulated_s": release,
+        "calls": calls,
+        "calls_per_sample": {op: n / samples for op, n in calls.items()},
+        "throttled_429": sum(throttled.values()),
+        "throttled_by_operation": {op: n for op, n in throttled.items() if n},
+        "monitoring_calls_per_poll": monitoring / polls,
+        "monitoring_calls_per_poll_target": math.ceil(samples / 100) + 5,
+        "detection_latency_emulated_s": {
+            "median": statistics.median(latencies) * scale if latencies else None,
+            "p95": (percentile(latencies, 0.95) or 0.0) * scale if latencies else None,
+        },
+        "detection_latency_real_s": {
+            "median": statistics.median(latencies) if latencies else None,
+            "p95": percentile(latencies, 0.95),
+        },
+        "critical_path_real_s": (epoch(qc_ti["start_date"]) or 0.0) - last_sample_end,
+        "fan_out_real_s": (all_waiting - expanded) if all_waiting else None,
+        "cpu_seconds": dict(sampler.cpu_seconds),
+        "peak_rss_mib": {name: rss / 2**20 for name, rss in sampler.peak_rss.items()},
+        "worker_slots_while_waiting": max(waiting_phase, default=0),
+        "worker_slot_seconds_per_sample": slot_seconds / samples,
+        "task_failures": states.count("failed"),
+        "task_retries": sum(1 for ti in sample_tis if int(ti.get("try_number") or 1) > 1),
+        "sample_states": {s: states.count(s) for s in sorted(set(states))},
+        "poll_seconds_real": poll_seconds,
+        "time_scale": scale,
+    }

@@ -1,0 +1,109 @@
+"""The benchmark's arithmetic: clock mapping, percentiles and the metrics of one run."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from healthomics_bench.measure import Clock, Sampler, derive, percentile, tree_cpu_seconds
+
+SCALE = 10.0
+CLOCK = Clock(wall=1_000.0, emulated=50_000.0, scale=SCALE)
+
+
+def iso(wall: float) -> str:
+    return datetime.fromtimestamp(wall, UTC).isoformat()
+
+
+def emulated(wall: float) -> datetime:
+    return datetime.fromtimestamp(CLOCK.emulated + (wall - CLOCK.wall) * SCALE, UTC)
+
+
+def run(name: str, created_wall: float, stopped_wall: float) -> dict[str, Any]:
+    return {"name": name, "creationTime": emulated(created_wall), "stopTime": emulated(stopped_wall)}
+
+
+def test_clock_maps_emulated_time_back_to_the_wall() -> None:
+    assert CLOCK.to_wall(50_000.0) == 1_000.0
+    assert CLOCK.to_wall(50_100.0) == 1_010.0
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.95) == 95.0
+    assert percentile(values, 0.5) == 50.0
+    assert percentile([3.0], 0.95) == 3.0
+    assert percentile([], 0.5) is None
+
+
+def test_cpu_seconds_of_a_process_tree_grow_with_work() -> None:
+    me = psutil.Process(os.getpid())
+    before = tree_cpu_seconds(me)
+    sum(i * i for i in range(2_000_000))
+    assert tree_cpu_seconds(me) > before
+
+
+def test_derive_one_flowcell() -> None:
+    # Triggered at wall 1000; 4 samples run 1010 -> 1100..1130; QC 1140 -> 1160; notified at 1170.
+    runs = [run(f"FC-S{i}", 1_010.0, 1_100.0 + 10 * i) for i in range(4)] + [run("FC-qc", 1_140.0, 1_160.0)]
+    tis = [
+        {"task_id": "sample_entries", "map_index": -1, "end_date": iso(1_005.0), "state": "success"},
+        *(
+            {
+                "task_id": "sample",
+                "map_index": i,
+                "rendered_map_index": f"S{i}",
+                "end_date": iso(1_100.0 + 10 * i + (1 + i)),  # detected 1, 2, 3, 4 s after the run ended
+                "state": "success",
+                "try_number": 1,
+            }
+            for i in range(4)
+        ),
+        {"task_id": "qc", "map_index": -1, "start_date": iso(1_136.0), "state": "success"},
+        {"task_id": "notify", "map_index": -1, "end_date": iso(1_170.0), "state": "success"},
+    ]
+    sampler = Sampler(database=Path("unused"), dag_id="d", components={})
+    sampler.timeline = [
+        (1_006.0, {"scheduled": 4}),
+        (1_008.0, {"running": 2, "deferred": 2}),
+        (1_012.0, {"deferred": 4}),  # fan-out complete 7 s after the entries task ended
+        (1_050.0, {"deferred": 4}),
+        (1_101.0, {"deferred": 3, "success": 1}),
+    ]
+    counters = {
+        "operations": {
+            "StartRunBatch": {"calls": 1, "statuses": {"200": 1}},
+            "ListRuns": {"calls": 36, "statuses": {"200": 34, "429": 2}},
+            "GetRun": {"calls": 4, "statuses": {"200": 4}},
+        }
+    }
+    result = derive(
+        samples=4,
+        clock=CLOCK,
+        triggered_at=1_000.0,
+        task_instances=tis,
+        runs=runs,
+        counters=counters,
+        sampler=sampler,
+        poll_seconds=5.0,
+        start_run_tps=0.1,
+    )
+    ideal = (120.0 + 20.0) * SCALE + 4 / 0.1  # longest sample run + QC run (emulated) + release
+    assert result["ideal_emulated_s"] == pytest.approx(ideal)
+    assert result["makespan_emulated_s"] == pytest.approx(170.0 * SCALE)
+    assert result["makespan_overhead"] == pytest.approx(1_700.0 / ideal)
+    assert result["added_real_s"] == pytest.approx(170.0 - ideal / SCALE)
+    assert result["detection_latency_real_s"] == {"median": pytest.approx(2.5), "p95": pytest.approx(4.0)}
+    assert result["detection_latency_emulated_s"]["p95"] == pytest.approx(40.0)
+    assert result["critical_path_real_s"] == pytest.approx(1_136.0 - 1_130.0)
+    assert result["fan_out_real_s"] == pytest.approx(7.0)
+    assert result["throttled_429"] == 2
+    assert result["monitoring_calls_per_poll"] == pytest.approx(40 / (170.0 / 5.0))
+    assert result["worker_slots_while_waiting"] == 0
+    assert result["worker_slot_seconds_per_sample"] == pytest.approx(2 * 4.0 / 4)
+    assert result["task_failures"] == 0
