@@ -110,6 +110,8 @@ def batch_groups(
                 "default_run_setting": default_run_setting,
                 "run_settings": run_settings,
                 "batch_name": f"{manifest.flowcell_id}-{workflow_id}"[:64],
+                # Batches above 100 runs take their settings from a file in S3: next to the outputs.
+                "settings_uri_prefix": f"{samples[0].output_uri.rstrip('/')}/.healthomics/batch-settings",
                 "idempotency_key": f"{_scope(dag_id, manifest, rerun_key)}/workflow-{workflow_id}",
             }
         )

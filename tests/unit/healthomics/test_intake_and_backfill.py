@@ -151,6 +151,8 @@ def test_reused_samples_are_not_submitted_and_a_rerun_key_makes_new_requests() -
     fc = manifest()
     [group] = batch_groups("dag", fc, exclude={"S1"}, rerun_key="b1")
     assert [s["runSettingId"] for s in group["run_settings"]] == ["S2", "S3"]
+    # A flowcell of more than 100 samples needs a settings file; it goes next to the outputs.
+    assert group["settings_uri_prefix"] == "s3://lab/out/.healthomics/batch-settings"
     assert group["idempotency_key"] != batch_groups("dag", fc)[0]["idempotency_key"]
     assert sample_key("dag", fc, "S2", "b1") != sample_key("dag", fc, "S2")
     entries = {e["sample_id"]: e for e in sample_entries("dag", fc, [], reuse={"S1": "777"}, rerun_key="b1")}
