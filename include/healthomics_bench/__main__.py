@@ -21,6 +21,7 @@ import argparse
 import json
 import platform
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 
 import psutil
 
-from healthomics_bench.measure import Clock, Sampler, derive
+from healthomics_bench.measure import Clock, Sampler, deferral_times, derive
 from healthomics_bench.report import render_chart, render_table
 from healthomics_bench.scenario import build_flowcell
 from local_airflow import LocalAirflow
@@ -116,6 +117,7 @@ def run_one(variant: str, samples: int, args: argparse.Namespace) -> dict[str, A
         sampler=sampler,
         poll_seconds=poll_real,
         start_run_tps=DEFAULT_TPS["StartRun"],
+        deferred_at=deferral_times(work / "airflow" / "logs", dag_id, run_id),
     )
     return {"variant": variant, "dag_run_state": dag_run["state"], **result}
 
@@ -129,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=3600.0, help="real seconds one flowcell may take")
     parser.add_argument("--workdir", type=Path, default=REPO / ".local" / "bench")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "bench", help="results.json and chart.png")
+    parser.add_argument("--keep", action="store_true", help="keep the other sizes and variants already in results.json")
     args = parser.parse_args(argv)
+    # SIGTERM stops the local stack and Airflow like Ctrl-C does (their `with` blocks run).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = [int(n) for n in args.sizes.split(",")]
     variants = [v.strip() for v in args.variants.split(",")]
     unknown = set(variants) - set(VARIANTS)
@@ -137,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown variants: {sorted(unknown)}")
     args.out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
+    if args.keep and (args.out / "results.json").exists():
+        measured = {(v, n) for v in variants for n in sizes}
+        earlier = json.loads((args.out / "results.json").read_text())["results"]
+        results = [r for r in earlier if (r["variant"], r["samples"]) not in measured]
     machine = {
         "cpus": psutil.cpu_count(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30),
@@ -152,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as err:  # noqa: BLE001 - one size failing must not lose the others' numbers
                 print(f"   failed: {err!r}", flush=True)
                 results.append({"variant": variant, "samples": samples, "error": repr(err)})
+            results.sort(key=lambda r: (r["samples"], r["variant"]))
             (args.out / "results.json").write_text(
                 json.dumps(
                     {"machine": machine, "settings": vars(args) | {"workdir": None, "out": None}, "results": results},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 import statistics
@@ -101,6 +102,20 @@ class Sampler:
             self.peak_rss[name] = max(self.peak_rss.get(name, 0), rss)
 
 
+def deferral_times(logs: Path, dag_id: str, run_id: str) -> dict[int, float]:
+    """Map index -> when each sample task handed its wait to the triggerer (from its first attempt's log)."""
+    found: dict[int, float] = {}
+    folder = logs / f"dag_id={dag_id}" / f"run_id={run_id}" / "task_id=sample"
+    for log in folder.glob("map_index=*/attempt=1.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if "Pausing task as DEFERRED" in line:
+                moment = epoch(json.loads(line)["timestamp"])
+                if moment is not None:
+                    found[int(log.parent.name.removeprefix("map_index="))] = moment
+                break
+    return found
+
+
 def epoch(timestamp: str | datetime | None) -> float | None:
     if timestamp is None:
         return None
@@ -139,6 +154,7 @@ def derive(
     sampler: Sampler,
     poll_seconds: float,
     start_run_tps: float,
+    deferred_at: dict[int, float] | None = None,
 ) -> dict[str, Any]:
     """The issue's metrics from what one run left behind (see the README's Benchmarks section)."""
     scale = clock.scale
@@ -162,15 +178,22 @@ def derive(
     assert finished is not None
     makespan_real = finished - triggered_at
 
-    # Detection latency: run reached its terminal state -> its task finished.
+    # Detection latency: run reached its terminal state -> its task finished, for runs that ended
+    # while their task waited (a run that ended before its task existed is fan-out's delay).
     latencies: list[float] = []
+    ended_before_waiting = 0
     for ti in sample_tis:
         name = str(ti.get("rendered_map_index") or "")
         run = sample_runs.get(name) or next((r for n, r in sample_runs.items() if n.endswith(f"-{name}")), None)
         end = epoch(ti.get("end_date"))
         if run is None or end is None or not run.get("stopTime"):
             continue
-        latencies.append(end - clock.to_wall(epoch(run["stopTime"])))  # type: ignore[arg-type]
+        stopped = clock.to_wall(epoch(run["stopTime"]))  # type: ignore[arg-type]
+        waiting_since = (deferred_at or {}).get(int(ti["map_index"]))
+        if deferred_at is not None and (waiting_since is None or waiting_since > stopped):
+            ended_before_waiting += 1
+            continue
+        latencies.append(end - stopped)
     last_sample_end = max(clock.to_wall(epoch(r["stopTime"])) for r in sample_runs.values())  # type: ignore[arg-type]
 
     # Fan-out: the sample tasks exist (their input task ended) -> every one waits (or is done).
@@ -221,6 +244,7 @@ def derive(
             "median": statistics.median(latencies) if latencies else None,
             "p95": percentile(latencies, 0.95),
         },
+        "runs_ended_before_their_task_waited": ended_before_waiting,
         "critical_path_real_s": (epoch(qc_ti["start_date"]) or 0.0) - last_sample_end,
         "fan_out_real_s": (all_waiting - expanded) if all_waiting else None,
         "cpu_seconds": dict(sampler.cpu_seconds),

@@ -92,14 +92,17 @@ def test_derive_one_flowcell() -> None:
         sampler=sampler,
         poll_seconds=5.0,
         start_run_tps=0.1,
+        # S3 deferred only after its run had ended: its delay is fan-out's, not detection's.
+        deferred_at={0: 1_006.0, 1: 1_007.0, 2: 1_008.0, 3: 1_140.0},
     )
     ideal = (120.0 + 20.0) * SCALE + 4 / 0.1  # longest sample run + QC run (emulated) + release
     assert result["ideal_emulated_s"] == pytest.approx(ideal)
     assert result["makespan_emulated_s"] == pytest.approx(170.0 * SCALE)
     assert result["makespan_overhead"] == pytest.approx(1_700.0 / ideal)
     assert result["added_real_s"] == pytest.approx(170.0 - ideal / SCALE)
-    assert result["detection_latency_real_s"] == {"median": pytest.approx(2.5), "p95": pytest.approx(4.0)}
-    assert result["detection_latency_emulated_s"]["p95"] == pytest.approx(40.0)
+    assert result["detection_latency_real_s"] == {"median": pytest.approx(2.0), "p95": pytest.approx(3.0)}
+    assert result["detection_latency_emulated_s"]["p95"] == pytest.approx(30.0)
+    assert result["runs_ended_before_their_task_waited"] == 1
     assert result["critical_path_real_s"] == pytest.approx(1_136.0 - 1_130.0)
     assert result["fan_out_real_s"] == pytest.approx(7.0)
     assert result["throttled_429"] == 2
@@ -107,3 +110,18 @@ def test_derive_one_flowcell() -> None:
     assert result["worker_slots_while_waiting"] == 0
     assert result["worker_slot_seconds_per_sample"] == pytest.approx(2 * 4.0 / 4)
     assert result["task_failures"] == 0
+
+
+def test_deferral_times_come_from_the_first_attempts_log(tmp_path: Path) -> None:
+    from healthomics_bench.measure import deferral_times
+
+    folder = tmp_path / "dag_id=d" / "run_id=r" / "task_id=sample" / "map_index=3"
+    folder.mkdir(parents=True)
+    lines = [
+        '{"timestamp":"2026-11-26T01:38:08.217Z","event":"::endgroup::"}',
+        '{"timestamp":"2026-11-26T01:38:14.414Z","event":"Pausing task as DEFERRED. "}',
+    ]
+    (folder / "attempt=1.log").write_text("\n".join(lines) + "\n")
+    (folder.parent / "map_index=4").mkdir()  # a task that never deferred
+    found = deferral_times(tmp_path, "d", "r")
+    assert found == {3: datetime(2026, 11, 26, 1, 38, 14, 414000, tzinfo=UTC).timestamp()}
