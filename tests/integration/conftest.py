@@ -190,15 +190,16 @@ def airflow_cluster(local_aws: LocalAWS, tmp_path_factory: pytest.TempPathFactor
     env = {
         **local_aws.env(),
         "HEALTHOMICS_POLL_SECONDS": "1",
-        # A receive cut short by a stopped triggerer hides its messages this long, then they return.
-        "HEALTHOMICS_MANIFEST_VISIBILITY_SECONDS": "30",
+        # A receive cut short by a stopped triggerer hides its messages this long, then they return;
+        # long enough that an intake run on a busy machine acknowledges before its messages do.
+        "HEALTHOMICS_MANIFEST_VISIBILITY_SECONDS": "60",
         "AIRFLOW_VAR_HEALTHOMICS_MANIFEST_PREFIX": f"s3://{INTAKE_BUCKET}/{INTAKE_PREFIX}",
         "AIRFLOW_VAR_HEALTHOMICS_MANIFEST_QUEUE_URL": queue_url,
         "AIRFLOW_VAR_HEALTHOMICS_RUN_ROLE_ARN": ROLE_ARN,
         "AIRFLOW_VAR_HEALTHOMICS_RUN_EVENTS_QUEUE_URL": run_events_queue,
         "AIRFLOW_VAR_HEALTHOMICS_RUN_EVENTS_ARCHIVE_URI": f"s3://{EVENTS_BUCKET}/omics-events",
         "AIRFLOW_CONN_HEALTHOMICS_CALLBACK": receiver.url,
-        "HEALTHOMICS_EVENTS_VISIBILITY_SECONDS": "30",
+        "HEALTHOMICS_EVENTS_VISIBILITY_SECONDS": "60",
     }
     try:
         with LocalAirflow(workdir=home, dags_folder=dags, env=env) as cluster:

@@ -49,7 +49,7 @@ def flowcell_runs(airflow: LocalAirflow, tag: str) -> dict[str, dict[str, Any]]:
     return {r["dag_run_id"]: r for r in airflow.dag_runs(FLOWCELL_DAG) if tag in r["dag_run_id"]}
 
 
-def settle(airflow: LocalAirflow, sqs: Any, timeout: float = 180.0) -> None:
+def settle(airflow: LocalAirflow, sqs: Any, timeout: float = 240.0) -> None:
     """Until the queue is empty (messages are deleted only once handled) and no intake run is active."""
     queue = airflow.manifest_queue_url  # type: ignore[attr-defined]
     deadline = time.monotonic() + timeout
