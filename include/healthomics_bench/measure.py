@@ -20,27 +20,32 @@ MONITORING_OPERATIONS = ("GetRun", "ListRuns", "GetBatch", "ListRunsInBatch")
 WAITING_STATES = frozenset({"deferred", "success", "failed", "up_for_retry", "skipped"})
 
 
-def tree_cpu_seconds(root: psutil.Process) -> float:
-    """CPU seconds of a process and its descendants, including children that already exited.
+def tree_cpu_seconds(root: psutil.Process) -> tuple[float, float]:
+    """CPU seconds of a process itself, and of its descendants (live ones and those already reaped).
 
     Each live process counts its own time plus its reaped children's; nothing is counted twice.
     """
-    total = 0.0
+    own = children = 0.0
     for process in [root, *root.children(recursive=True)]:
         try:
             times = process.cpu_times()
         except psutil.Error:
             continue
-        total += times.user + times.system + times.children_user + times.children_system
-    return total
+        if process.pid == root.pid:
+            own = times.user + times.system
+            children += times.children_user + times.children_system
+        else:
+            children += times.user + times.system + times.children_user + times.children_system
+    return own, children
 
 
-def tree_rss_bytes(root: psutil.Process) -> int:
+def tree_pss_bytes(root: psutil.Process) -> int:
+    """Proportional set size of a process tree: shared (forked) pages are counted once in all."""
     total = 0
     for process in [root, *root.children(recursive=True)]:
         try:
-            total += process.memory_info().rss
-        except psutil.Error:
+            total += process.memory_full_info().pss
+        except (psutil.Error, AttributeError):
             continue
     return total
 
@@ -72,12 +77,14 @@ class Sampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(30)
-        self._sample_processes()
+        self._sample_processes(memory=True)
 
     def _loop(self) -> None:
         uri = f"file:{self.database}?mode=ro"
+        ticks = 0
         with sqlite3.connect(uri, uri=True, timeout=30) as db:
             while not self._stop.wait(self.interval):
+                ticks += 1
                 if self.run_id is not None:
                     try:
                         rows = db.execute(
@@ -88,18 +95,24 @@ class Sampler:
                     except sqlite3.OperationalError:
                         continue  # locked by a writer: next tick
                     self.timeline.append((time.time(), {str(state): count for state, count in rows}))
-                self._sample_processes()
+                # Reading every process's memory map is slow: every 10th tick.
+                self._sample_processes(memory=ticks % 10 == 0)
 
-    def _sample_processes(self) -> None:
+    def _sample_processes(self, memory: bool) -> None:
         for name, pid in self.components.items():
             try:
                 root = psutil.Process(pid)
-                cpu = tree_cpu_seconds(root) - self._cpu_origin[name]
-                rss = tree_rss_bytes(root)
+                own, children = tree_cpu_seconds(root)
+                pss = tree_pss_bytes(root) if memory else 0
             except psutil.Error:
                 continue
-            self.cpu_seconds[name] = max(self.cpu_seconds.get(name, 0.0), cpu)
-            self.peak_rss[name] = max(self.peak_rss.get(name, 0), rss)
+            origin_own, origin_children = self._cpu_origin[name]
+            # The component itself, and what it forked (the scheduler's LocalExecutor workers run the tasks).
+            self.cpu_seconds[name] = max(self.cpu_seconds.get(name, 0.0), own - origin_own)
+            self.cpu_seconds[f"{name}_children"] = max(
+                self.cpu_seconds.get(f"{name}_children", 0.0), children - origin_children
+            )
+            self.peak_rss[name] = max(self.peak_rss.get(name, 0), pss)
 
 
 def deferral_times(logs: Path, dag_id: str, run_id: str) -> dict[int, float]:
@@ -248,6 +261,7 @@ def derive(
         "critical_path_real_s": (epoch(qc_ti["start_date"]) or 0.0) - last_sample_end,
         "fan_out_real_s": (all_waiting - expanded) if all_waiting else None,
         "cpu_seconds": dict(sampler.cpu_seconds),
+        # Proportional set size of each component with its children (shared pages counted once).
         "peak_rss_mib": {name: rss / 2**20 for name, rss in sampler.peak_rss.items()},
         "worker_slots_while_waiting": max(waiting_phase, default=0),
         "worker_slot_seconds_per_sample": slot_seconds / samples,
