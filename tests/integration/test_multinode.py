@@ -113,10 +113,11 @@ def cluster(
 
 @pytest.fixture
 def flowcell(emulator: EmulatorAdmin, omics: Any, s3: Any) -> dict[str, Any]:
-    # Sample runs last about two minutes of real time (60x): long enough to kill things mid-run.
+    # Sample runs last about four minutes of real time (60x): on a busy 2-core machine, 50 sample
+    # tasks take a minute and a half to defer, and half of them must be waiting at once.
     emulator.configure(
         time_scale=60,
-        profiles={"default": {"running_seconds": 7200, "jitter": 0.1}, "cohort-qc": {"running_seconds": 300}},
+        profiles={"default": {"running_seconds": 14400, "jitter": 0.1}, "cohort-qc": {"running_seconds": 300}},
     )
     uri = lab_flowcell(omics, s3, "FC-MULTI", SAMPLES)
     time.sleep(1)  # the workflows become ACTIVE in emulated time
