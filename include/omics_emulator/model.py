@@ -357,6 +357,11 @@ def _to_json(shape: Shape, value: Any, where: str, strict: bool) -> Any:
     return value
 
 
+# HTTP forbids a body on these (RFC 9110 §15.3.5): a client reads none, so bytes sent anyway
+# stay in the keep-alive stream and become the start of the next response's status line.
+_BODILESS_STATUSES = frozenset({204, 304})
+
+
 def serialize_response(
     operation: OperationModel, result: dict[str, Any] | None, strict: bool = True
 ) -> tuple[int, bytes]:
@@ -367,7 +372,7 @@ def serialize_response(
     """
     status = int(operation.http.get("responseCode", 200))
     shape = operation.output_shape
-    if shape is None:
+    if shape is None or status in _BODILESS_STATUSES:
         if result:
             raise TypeError(f"{operation.name} has no output shape but the handler returned {result}")
         return status, b""

@@ -156,7 +156,8 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         if payload:
             self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
+        if status != 204:  # a 204 carries neither a body nor a Content-Length
+            self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if payload:
             self.wfile.write(payload)

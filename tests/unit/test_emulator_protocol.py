@@ -131,6 +131,13 @@ def test_operations_without_output_have_empty_bodies() -> None:
     assert serialize_response(SERVICE_MODEL.operation_model("DeleteBatch"), None) == (202, b"")
 
 
+def test_no_content_answers_have_no_body_even_with_an_output_shape() -> None:
+    # TagResource's output shape is an empty structure, but its status is 204: a "{}" body
+    # would be read as the start of the next response on the same connection.
+    for name in ("TagResource", "UntagResource"):
+        assert serialize_response(SERVICE_MODEL.operation_model(name), {}) == (204, b"")
+
+
 def test_validation_lists_every_problem_like_aws() -> None:
     operation = SERVICE_MODEL.operation_model("StartRun")
     with pytest.raises(ProtocolError) as err:
