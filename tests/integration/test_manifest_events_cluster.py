@@ -64,7 +64,13 @@ def settle(airflow: LocalAirflow, sqs: Any, timeout: float = 240.0) -> None:
         if not pending and not active:
             return
         time.sleep(1)
-    raise TimeoutError(f"intake did not settle in {timeout:.0f}s: {pending} message(s), {len(active)} active run(s)")
+    stuck = {
+        r["dag_run_id"]: sorted(
+            {(t["task_id"], t["map_index"], t["state"]) for t in airflow.task_instances(EVENTS_DAG, r["dag_run_id"])}
+        )
+        for r in active
+    }
+    raise TimeoutError(f"intake did not settle in {timeout:.0f}s: {pending} message(s), active runs: {stuck}")
 
 
 def test_an_upload_starts_one_run_a_duplicate_event_none_and_a_new_version_another(
