@@ -1,6 +1,9 @@
 # healthomics-airflow: `make demo` runs the demo, `make test` runs the tests.
 # Both create the project-local virtualenv (.venv) on first use; later runs reuse it
 # and reinstall only when a requirements/constraints/project file changed.
+# Bytecode is compiled at install: every Airflow task is a fresh process that imports Airflow,
+# boto3 and the DAG's modules, and where .pyc files are never written (PYTHONDONTWRITEBYTECODE,
+# uv's default of not compiling) each of them compiled all of that from source again.
 
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -19,8 +22,9 @@ all: test
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml $(PACKAGES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
-	$(BIN)/uv pip install --python $(BIN)/python -r requirements.txt -r requirements-dev.txt -c constraints.txt
+	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode -r requirements.txt -r requirements-dev.txt -c constraints.txt
 	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	@$(BIN)/python -m compileall -q plugins include dags
 	@touch $@
 
 venv: $(STAMP)
