@@ -74,6 +74,27 @@ def test_connection_config_kwargs_survive_an_explicit_botocore_config(monkeypatc
     assert config.retries == {"mode": "adaptive", "total_max_attempts": 4}  # botocore counts the first call
 
 
+class _SampleOperator:
+    def __init__(self, hook: HealthOmicsHook) -> None:
+        self.hook = hook
+
+    def execute(self) -> str:
+        return str(self.hook.conn.meta.config.user_agent_extra)
+
+
+def test_the_user_agent_names_the_calling_operator_without_reading_source(
+    hook: HealthOmicsHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import inspect
+
+    def no_stack(*_: Any, **__: Any) -> Any:
+        raise AssertionError("inspect.stack() reads the source of every frame; the hook must not need it")
+
+    monkeypatch.setattr(inspect, "stack", no_stack)
+    assert "Caller/_SampleOperator" in _SampleOperator(hook).execute()
+    assert hook._get_caller() == "Unknown"  # no operator on the stack
+
+
 def test_start_run_refuses_to_let_boto3_invent_a_request_id(hook: HealthOmicsHook) -> None:
     with pytest.raises(ValueError, match="deterministic requestId"):
         hook.start_run(workflowId="1", roleArn=ROLE, outputUri="s3://b/o")
