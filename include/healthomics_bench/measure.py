@@ -181,6 +181,13 @@ def derive(
 
     qc_run = next(r for r in runs if r["name"].endswith("-qc"))
     sample_runs = {r["name"]: r for r in runs if not r["name"].endswith("-qc")}
+    # A sample's run is named after it, or after it with a prefix ("<flowcell>-<sample>"):
+    # one lookup table for both, built once (a scan per sample is quadratic at 10,000 samples).
+    run_of_sample: dict[str, dict[str, Any]] = {}
+    for run_name, named_run in sample_runs.items():
+        for at in [i for i, c in enumerate(run_name) if c == "-"]:
+            run_of_sample.setdefault(run_name[at + 1 :], named_run)
+    run_of_sample.update(sample_runs)
 
     def duration(run: dict[str, Any]) -> float:
         return float(epoch(run["stopTime"]) - epoch(run["creationTime"]))  # type: ignore[operator]
@@ -197,7 +204,7 @@ def derive(
     ended_before_waiting = 0
     for ti in sample_tis:
         name = str(ti.get("rendered_map_index") or "")
-        run = sample_runs.get(name) or next((r for n, r in sample_runs.items() if n.endswith(f"-{name}")), None)
+        run = run_of_sample.get(name)
         end = epoch(ti.get("end_date"))
         if run is None or end is None or not run.get("stopTime"):
             continue
