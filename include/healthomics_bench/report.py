@@ -9,6 +9,7 @@ COLUMNS: list[tuple[str, str]] = [
     ("variant", "variant"),
     ("samples", "N"),
     ("makespan_overhead", "makespan/ideal"),
+    ("makespan_overhead_1x", "makespan/ideal at 1x"),
     ("added_real_s", "added (real s)"),
     ("calls/sample", "calls/sample"),
     ("monitoring_calls_per_poll", "watch calls/poll"),
@@ -21,6 +22,7 @@ COLUMNS: list[tuple[str, str]] = [
     ("cpu_triggerer", "triggerer CPU s"),
     ("cpu_scheduler", "scheduler CPU s"),
     ("cpu_workers", "task CPU s"),
+    ("cpu_per_sample_task", "task CPU s/sample"),
     ("rss_triggerer", "triggerer MiB"),
     ("rss_scheduler", "scheduler+workers MiB"),
     ("worker_slots_while_waiting", "slots held"),
@@ -32,8 +34,13 @@ def _cells(result: dict[str, Any]) -> dict[str, Any]:
         return {"variant": result["variant"], "samples": result["samples"], "makespan_overhead": "ERROR"}
     latency = result["detection_latency_emulated_s"]
     cpu = result["cpu_seconds"]
+    ideal = result["ideal_emulated_s"]
     return {
         **result,
+        # The same real seconds of Airflow added to a flowcell whose AWS side runs in real time
+        # (an upper bound: then the fan-out overlaps hours of batch release instead of a minute).
+        "makespan_overhead_1x": (ideal + result["added_real_s"]) / ideal,
+        "cpu_per_sample_task": (cpu.get("scheduler_children") or 0.0) / result["samples"],
         "calls/sample": sum(result["calls_per_sample"].values()),
         "detect_p50": latency["median"],
         "detect_p95": latency["p95"],
@@ -72,7 +79,7 @@ def render_chart(results: list[dict[str, Any]], path: Path) -> None:
 
     good = [r for r in results if "error" not in r]
     panels = [
-        ("makespan / ideal", lambda r: r["makespan_overhead"]),
+        ("makespan / ideal (emulated time)", lambda r: r["makespan_overhead"]),
         ("HealthOmics API calls per sample", lambda r: sum(r["calls_per_sample"].values())),
         ("last sample run -> QC task start (real s)", lambda r: r["critical_path_real_s"]),
     ]

@@ -11,6 +11,7 @@ import psutil
 import pytest
 
 from healthomics_bench.measure import Clock, Sampler, derive, percentile, tree_cpu_seconds
+from healthomics_bench.report import render_table
 
 SCALE = 10.0
 CLOCK = Clock(wall=1_000.0, emulated=50_000.0, scale=SCALE)
@@ -111,6 +112,9 @@ def test_derive_one_flowcell() -> None:
     assert result["worker_slots_while_waiting"] == 0
     assert result["worker_slot_seconds_per_sample"] == pytest.approx(2 * 4.0 / 4)
     assert result["task_failures"] == 0
+    # The table adds what the same real seconds of Airflow would cost a flowcell at 1x time.
+    row = render_table([{**result, "variant": "project"}]).splitlines()[-1].split(" | ")
+    assert row[2:4] == [f"{1_700.0 / ideal:.2f}", f"{(ideal + 170.0 - ideal / SCALE) / ideal:.2f}"]
 
 
 def test_deferral_times_come_from_the_first_attempts_log(tmp_path: Path) -> None:
