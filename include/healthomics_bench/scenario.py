@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from local_aws import LocalAWS, create_active_workflow
+from local_aws import LocalAWS, create_active_workflow, reference_manifest
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/healthomics-bench-run"
 BUCKET = "healthomics-bench"
@@ -46,22 +46,14 @@ def build_flowcell(stack: LocalAWS, samples: int) -> Flowcell:
             ("cohort-qc", {"qc_config": {"description": "config"}, "samples": {"description": "samples"}}),
         )
     )
-    manifest = {
-        "flowcellSamples": [
-            {
-                "sampleId": sample,
-                "fastqFileRef": f"s3://{BUCKET}/fastq/{flowcell_id}/{sample}.fastq.gz",
-                "ahoSampleWorkflowId": germline,
-                "OutputS3path": f"s3://{BUCKET}/outputs/{flowcell_id}/",
-            }
-            for sample in sample_ids
-        ],
-        "qcWorkflow": {
-            "qcWorkflowFileRef": f"s3://{BUCKET}/qc/cohort-qc.json",
-            "ahoQcWorkflowId": cohort_qc,
-            "OutputS3path": f"s3://{BUCKET}/qc/{flowcell_id}/",
-        },
-    }
+    manifest = reference_manifest(
+        {sample: f"s3://{BUCKET}/fastq/{flowcell_id}/{sample}.fastq.gz" for sample in sample_ids},
+        sample_workflow=germline,
+        sample_output=f"s3://{BUCKET}/outputs/{flowcell_id}/",
+        qc_config=f"s3://{BUCKET}/qc/cohort-qc.json",
+        qc_workflow=cohort_qc,
+        qc_output=f"s3://{BUCKET}/qc/{flowcell_id}/",
+    )
     key = f"manifests/{flowcell_id}.json"
     s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(manifest).encode())
     topic = str(sns.create_topic(Name="healthomics-bench")["TopicArn"])

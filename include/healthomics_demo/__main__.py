@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from local_aws import LocalAWS, create_active_workflow
+from local_aws import LocalAWS, create_active_workflow, reference_manifest
 from omics_emulator import EmulatorAdmin
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,22 +60,14 @@ def prepare(stack: LocalAWS) -> dict[str, Any]:
     inbox = sqs.create_queue(QueueName="flowcell-notifications")["QueueUrl"]
     inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn, Attributes={"RawMessageDelivery": "true"})
-    manifest = {
-        "flowcellSamples": [
-            {
-                "sampleId": sample,
-                "fastqFileRef": f"s3://{BUCKET}/fastq/{FLOWCELL}/{sample}.fastq.gz",
-                "ahoSampleWorkflowId": sample_wf["arn"],
-                "OutputS3path": f"s3://{BUCKET}/outputs/{FLOWCELL}/",
-            }
-            for sample in SAMPLES
-        ],
-        "qcWorkflow": {
-            "qcWorkflowFileRef": f"s3://{BUCKET}/qc/cohort-qc.json",
-            "ahoQcWorkflowId": qc_wf["id"],
-            "OutputS3path": f"s3://{BUCKET}/qc/{FLOWCELL}/",
-        },
-    }
+    manifest = reference_manifest(
+        {sample: f"s3://{BUCKET}/fastq/{FLOWCELL}/{sample}.fastq.gz" for sample in SAMPLES},
+        sample_workflow=sample_wf["arn"],
+        sample_output=f"s3://{BUCKET}/outputs/{FLOWCELL}/",
+        qc_config=f"s3://{BUCKET}/qc/cohort-qc.json",
+        qc_workflow=qc_wf["id"],
+        qc_output=f"s3://{BUCKET}/qc/{FLOWCELL}/",
+    )
     key = f"manifests/{FLOWCELL}.json"
     s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(manifest, indent=2).encode())
     print(f"manifest: s3://{BUCKET}/{key} ({len(SAMPLES)} samples, reference format; {FAILING_SAMPLE} will fail)")

@@ -303,3 +303,34 @@ def create_active_workflow(omics: Any, timeout: float = 120.0, **request: Any) -
             raise TimeoutError(f"workflow {request.get('name')} ({created['id']}) never became ACTIVE")
         time.sleep(0.2)
     return created
+
+
+def reference_manifest(
+    fastqs: dict[str, str],
+    sample_workflow: str,
+    sample_output: str,
+    qc_config: str,
+    qc_workflow: str,
+    qc_output: str,
+) -> dict[str, Any]:
+    """A manifest in the reference format (``flowcellSamples`` + ``qcWorkflow``).
+
+    :param fastqs: sample id -> its FASTQ's S3 URI, in manifest order.
+    :param sample_workflow: the per-sample workflow's id or ARN.
+    :param sample_output: where the sample runs write.
+    :param qc_config: the QC workflow's configuration file (S3 URI).
+    :param qc_workflow: the QC workflow's id or ARN.
+    :param qc_output: where the QC run writes.
+    """
+    return {
+        "flowcellSamples": [
+            {
+                "sampleId": sample,
+                "fastqFileRef": fastq,
+                "ahoSampleWorkflowId": sample_workflow,
+                "OutputS3path": sample_output,
+            }
+            for sample, fastq in fastqs.items()
+        ],
+        "qcWorkflow": {"qcWorkflowFileRef": qc_config, "ahoQcWorkflowId": qc_workflow, "OutputS3path": qc_output},
+    }

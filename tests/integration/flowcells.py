@@ -5,29 +5,24 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import local_aws
+
 from .conftest import ROLE_ARN, SAMPLES
 
 __all__ = ["SAMPLES", "conf", "dag_runs", "inbox", "lab_flowcell", "reference_manifest", "sample_runs", "upload"]
 
 
 def reference_manifest(lab: dict[str, Any], samples: list[str] = SAMPLES) -> dict[str, Any]:
+    """The reference-format manifest of ``samples`` in the session's lab (see the ``lab`` fixture)."""
     bucket = lab["bucket"]
-    return {
-        "flowcellSamples": [
-            {
-                "sampleId": s,
-                "fastqFileRef": f"s3://{bucket}/fastq/{s}.fastq.gz",
-                "ahoSampleWorkflowId": lab["workflow"],
-                "OutputS3path": f"s3://{bucket}/outputs/",
-            }
-            for s in samples
-        ],
-        "qcWorkflow": {
-            "qcWorkflowFileRef": f"s3://{bucket}/qc/config.json",
-            "ahoQcWorkflowId": lab["qc_workflow"],
-            "OutputS3path": f"s3://{bucket}/qc-outputs/",
-        },
-    }
+    return local_aws.reference_manifest(
+        {s: f"s3://{bucket}/fastq/{s}.fastq.gz" for s in samples},
+        sample_workflow=lab["workflow"],
+        sample_output=f"s3://{bucket}/outputs/",
+        qc_config=f"s3://{bucket}/qc/config.json",
+        qc_workflow=lab["qc_workflow"],
+        qc_output=f"s3://{bucket}/qc-outputs/",
+    )
 
 
 def upload(s3: Any, lab: dict[str, Any], manifest: Any, name: str = "FC-0001.json") -> str:
@@ -80,21 +75,13 @@ def lab_flowcell(omics: Any, s3: Any, flowcell_id: str, samples: list[str]) -> s
             ("cohort-qc", {"qc_config": {"description": "c"}, "samples": {"description": "s"}}),
         )
     }
-    manifest = {
-        "flowcellSamples": [
-            {
-                "sampleId": s,
-                "fastqFileRef": f"s3://{bucket}/fastq/{s}.fq.gz",
-                "ahoSampleWorkflowId": workflows["germline"],
-                "OutputS3path": f"s3://{bucket}/outputs/",
-            }
-            for s in samples
-        ],
-        "qcWorkflow": {
-            "qcWorkflowFileRef": f"s3://{bucket}/qc.json",
-            "ahoQcWorkflowId": workflows["cohort-qc"],
-            "OutputS3path": f"s3://{bucket}/qc/",
-        },
-    }
+    manifest = local_aws.reference_manifest(
+        {s: f"s3://{bucket}/fastq/{s}.fq.gz" for s in samples},
+        sample_workflow=workflows["germline"],
+        sample_output=f"s3://{bucket}/outputs/",
+        qc_config=f"s3://{bucket}/qc.json",
+        qc_workflow=workflows["cohort-qc"],
+        qc_output=f"s3://{bucket}/qc/",
+    )
     s3.put_object(Bucket=bucket, Key=f"manifests/{flowcell_id}.json", Body=json.dumps(manifest).encode())
     return f"s3://{bucket}/manifests/{flowcell_id}.json"
