@@ -94,7 +94,8 @@ def run_one(variant: str, samples: int, args: argparse.Namespace) -> dict[str, A
             components = {
                 name: process.process.pid
                 for name, process in airflow.processes.items()
-                if name in ("scheduler", "triggerer") and process.process is not None
+                # The api-server serves the Execution API every task start, XCom and defer goes through.
+                if name in ("scheduler", "triggerer", "api-server") and process.process is not None
             }
             sampler = Sampler(work / "airflow" / "airflow.db", dag_id, components)
             sampler.start()

@@ -21,6 +21,7 @@ COLUMNS: list[tuple[str, str]] = [
     ("fan_out_real_s", "fan-out (s)"),
     ("cpu_triggerer", "triggerer CPU s"),
     ("cpu_scheduler", "scheduler CPU s"),
+    ("cpu_api_server", "api-server CPU s"),
     ("cpu_workers", "task CPU s"),
     ("cpu_per_sample_task", "task CPU s/sample"),
     ("rss_triggerer", "triggerer MiB"),
@@ -47,6 +48,7 @@ def _cells(result: dict[str, Any]) -> dict[str, Any]:
         # The triggerer with its trigger-runner child; the scheduler alone; the tasks it forked.
         "cpu_triggerer": cpu.get("triggerer", 0.0) + cpu.get("triggerer_children", 0.0),
         "cpu_scheduler": cpu.get("scheduler"),
+        "cpu_api_server": (cpu["api-server"] + cpu.get("api-server_children", 0.0)) if "api-server" in cpu else None,
         "cpu_workers": cpu.get("scheduler_children"),
         "rss_triggerer": result["peak_rss_mib"].get("triggerer"),
         "rss_scheduler": result["peak_rss_mib"].get("scheduler"),
