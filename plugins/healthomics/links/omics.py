@@ -1,9 +1,13 @@
 """Operator extra links to the AWS consoles for a HealthOmics run or batch.
 
 Each link reads what the operator persisted to XCom *before* it waits (so the links
-work while the task is deferred). URL formats: the HealthOmics console run page
-(``#/runs/<id>``) as used by public HealthOmics tools; no AWS page documents a
-per-batch console URL, so the batch link opens the runs list of the Region.
+work while the task is deferred). The three run links read one XCom (``healthomics_run``:
+run id, output URI, Region): one write per task instead of three, which counts when a
+flowcell has a thousand sample tasks, each a round trip through the Execution API.
+
+URL formats: the HealthOmics console run page (``#/runs/<id>``) as used by public
+HealthOmics tools; no AWS page documents a per-batch console URL, so the batch link opens
+the runs list of the Region.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ class HealthOmicsRunLogsLink(BaseAwsLink):
     """The run's log stream (``run/<id>``) in CloudWatch Logs."""
 
     name = "HealthOmics Run Logs"
-    key = "healthomics_run_logs"
+    key = HealthOmicsRunLink.key
     format_str = (
         BASE_AWS_CONSOLE_LINK
         + "/cloudwatch/home?region={region_name}#logsV2:log-groups/log-group/{log_group}/log-events/{log_stream}"
@@ -60,7 +64,7 @@ class HealthOmicsRunOutputLink(BaseAwsLink):
     """The run's output folder (``runOutputUri``) in the S3 console."""
 
     name = "HealthOmics Run Output"
-    key = "healthomics_run_output"
+    key = HealthOmicsRunLink.key
     format_str = "https://s3.console.{aws_domain}/s3/buckets/{bucket}?region={region_name}&prefix={prefix}"
 
     def format_link(self, **kwargs: Any) -> str:
@@ -77,14 +81,11 @@ def persist_run_links(
     context: Context, operator: BaseOperator, hook: HealthOmicsHook, run_id: str, run_output_uri: str | None = None
 ) -> None:
     """Store what the run links need in XCom, before the task waits (so they work while it is deferred)."""
-    region, partition = hook.conn_region_name, hook.conn_partition
-    for link in (HealthOmicsRunLink, HealthOmicsRunLogsLink):
-        link.persist(context=context, operator=operator, region_name=region, aws_partition=partition, run_id=run_id)
-    if run_output_uri:
-        HealthOmicsRunOutputLink.persist(
-            context=context,
-            operator=operator,
-            region_name=region,
-            aws_partition=partition,
-            run_output_uri=run_output_uri,
-        )
+    run = {"run_id": run_id, **({"run_output_uri": run_output_uri} if run_output_uri else {})}
+    HealthOmicsRunLink.persist(
+        context=context,
+        operator=operator,
+        region_name=hook.conn_region_name,
+        aws_partition=hook.conn_partition,
+        **run,
+    )

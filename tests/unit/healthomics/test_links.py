@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 from healthomics.links.omics import (
     HealthOmicsBatchLink,
     HealthOmicsRunLink,
     HealthOmicsRunLogsLink,
     HealthOmicsRunOutputLink,
+    persist_run_links,
 )
 
 COMMON = {"region_name": "eu-west-1", "aws_domain": "aws.amazon.com"}
+RUN_LINKS = (HealthOmicsRunLink(), HealthOmicsRunLogsLink(), HealthOmicsRunOutputLink())
 
 
 def test_run_console_link() -> None:
@@ -36,3 +41,22 @@ def test_output_link_opens_the_run_folder() -> None:
 
 def test_batch_link_opens_the_runs_list() -> None:
     assert HealthOmicsBatchLink().format_link(batch_id="42", **COMMON).endswith("/omics/home?region=eu-west-1#/runs")
+
+
+def test_the_run_links_share_one_xcom_written_once() -> None:
+    pushed: dict[str, Any] = {}
+
+    class TaskInstance:
+        def xcom_push(self, key: str, value: Any) -> None:
+            pushed[key] = value
+
+    operator = SimpleNamespace(do_xcom_push=True)
+    hook = SimpleNamespace(conn_region_name="eu-west-1", conn_partition="aws")
+    persist_run_links({"ti": TaskInstance()}, operator, hook, "1234567", "s3://lab-out/FC1/runs/1234567")  # type: ignore[arg-type]
+    assert list(pushed) == ["healthomics_run"]
+    urls = [link.format_link(**pushed[link.key]) for link in RUN_LINKS]
+    assert urls == [
+        "https://console.aws.amazon.com/omics/home?region=eu-west-1#/runs/1234567",
+        HealthOmicsRunLogsLink().format_link(run_id="1234567", **COMMON),
+        HealthOmicsRunOutputLink().format_link(run_output_uri="s3://lab-out/FC1/runs/1234567", **COMMON),
+    ]
