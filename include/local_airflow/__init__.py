@@ -124,6 +124,11 @@ class LocalAirflow:
             "AIRFLOW__CORE__EXECUTOR": self.executor,
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            # As docker-compose.yaml: a run batch takes up to 100,000 samples (Airflow's default: 1,024).
+            "AIRFLOW__CORE__MAX_MAP_LENGTH": "100000",
+            # Load plugins at start, so that the processes every task forks from already hold the
+            # provider layer (see plugins/healthomics_plugin.py).
+            "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
             # SQLite: wait for a lock (up to 60 s) instead of failing at once; every component
             # writes, and a dag-processor that meets "database is locked" exits.
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url
