@@ -47,7 +47,7 @@ def build_flowcell(stack: LocalAWS, samples: int) -> Flowcell:
         )
     )
     manifest = reference_manifest(
-        {sample: f"s3://{BUCKET}/fastq/{flowcell_id}/{sample}.fastq.gz" for sample in sample_ids},
+        [(sample, f"s3://{BUCKET}/fastq/{flowcell_id}/{sample}.fastq.gz") for sample in sample_ids],
         sample_workflow=germline,
         sample_output=f"s3://{BUCKET}/outputs/{flowcell_id}/",
         qc_config=f"s3://{BUCKET}/qc/cohort-qc.json",

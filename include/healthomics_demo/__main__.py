@@ -61,7 +61,7 @@ def prepare(stack: LocalAWS) -> dict[str, Any]:
     inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn, Attributes={"RawMessageDelivery": "true"})
     manifest = reference_manifest(
-        {sample: f"s3://{BUCKET}/fastq/{FLOWCELL}/{sample}.fastq.gz" for sample in SAMPLES},
+        [(sample, f"s3://{BUCKET}/fastq/{FLOWCELL}/{sample}.fastq.gz") for sample in SAMPLES],
         sample_workflow=sample_wf["arn"],
         sample_output=f"s3://{BUCKET}/outputs/{FLOWCELL}/",
         qc_config=f"s3://{BUCKET}/qc/cohort-qc.json",

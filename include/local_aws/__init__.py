@@ -306,7 +306,7 @@ def create_active_workflow(omics: Any, timeout: float = 120.0, **request: Any) -
 
 
 def reference_manifest(
-    fastqs: dict[str, str],
+    fastqs: list[tuple[str, str]],
     sample_workflow: str,
     sample_output: str,
     qc_config: str,
@@ -315,7 +315,8 @@ def reference_manifest(
 ) -> dict[str, Any]:
     """A manifest in the reference format (``flowcellSamples`` + ``qcWorkflow``).
 
-    :param fastqs: sample id -> its FASTQ's S3 URI, in manifest order.
+    :param fastqs: (sample id, its FASTQ's S3 URI) in manifest order; a repeated id is kept, so
+        invalid manifests can be built too.
     :param sample_workflow: the per-sample workflow's id or ARN.
     :param sample_output: where the sample runs write.
     :param qc_config: the QC workflow's configuration file (S3 URI).
@@ -330,7 +331,7 @@ def reference_manifest(
                 "ahoSampleWorkflowId": sample_workflow,
                 "OutputS3path": sample_output,
             }
-            for sample, fastq in fastqs.items()
+            for sample, fastq in fastqs
         ],
         "qcWorkflow": {"qcWorkflowFileRef": qc_config, "ahoQcWorkflowId": qc_workflow, "OutputS3path": qc_output},
     }

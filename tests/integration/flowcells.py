@@ -16,7 +16,7 @@ def reference_manifest(lab: dict[str, Any], samples: list[str] = SAMPLES) -> dic
     """The reference-format manifest of ``samples`` in the session's lab (see the ``lab`` fixture)."""
     bucket = lab["bucket"]
     return local_aws.reference_manifest(
-        {s: f"s3://{bucket}/fastq/{s}.fastq.gz" for s in samples},
+        [(s, f"s3://{bucket}/fastq/{s}.fastq.gz") for s in samples],
         sample_workflow=lab["workflow"],
         sample_output=f"s3://{bucket}/outputs/",
         qc_config=f"s3://{bucket}/qc/config.json",
@@ -76,7 +76,7 @@ def lab_flowcell(omics: Any, s3: Any, flowcell_id: str, samples: list[str]) -> s
         )
     }
     manifest = local_aws.reference_manifest(
-        {s: f"s3://{bucket}/fastq/{s}.fq.gz" for s in samples},
+        [(s, f"s3://{bucket}/fastq/{s}.fq.gz") for s in samples],
         sample_workflow=workflows["germline"],
         sample_output=f"s3://{bucket}/outputs/",
         qc_config=f"s3://{bucket}/qc.json",
