@@ -18,16 +18,19 @@ a worker; ``healthomics_bench.baseline``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import shutil
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
+import sqlalchemy
 
 from healthomics_bench.measure import Clock, Sampler, deferral_times, derive
 from healthomics_bench.report import render_chart, render_table
@@ -85,7 +88,10 @@ def run_one(variant: str, samples: int, args: argparse.Namespace) -> dict[str, A
         if events:
             queue_url = stack.client("sqs").get_queue_url(QueueName=EVENTS_QUEUE)["QueueUrl"]
             env["AIRFLOW_VAR_HEALTHOMICS_RUN_WAKE_QUEUE_URL"] = queue_url
-        with LocalAirflow(workdir=work / "airflow", dags_folder=dags, env=env) as airflow:
+        with (
+            metadata_database(args.postgres, f"bench_{variant}_{samples}") as database_url,
+            LocalAirflow(workdir=work / "airflow", dags_folder=dags, env=env, database_url=database_url) as airflow,
+        ):
             airflow.unpause(dag_id)
             admin = EmulatorAdmin(stack.omics_url)
             admin.reset_counters()
@@ -97,7 +103,7 @@ def run_one(variant: str, samples: int, args: argparse.Namespace) -> dict[str, A
                 # The api-server serves the Execution API every task start, XCom and defer goes through.
                 if name in ("scheduler", "triggerer", "api-server") and process.process is not None
             }
-            sampler = Sampler(work / "airflow" / "airflow.db", dag_id, components)
+            sampler = Sampler(database_url or f"sqlite:///{work / 'airflow' / 'airflow.db'}", dag_id, components)
             sampler.start()
             triggered_at = time.time()
             run_id = airflow.trigger(dag_id, conf=flowcell.conf(), run_id=f"bench__{variant}__{samples}")
@@ -120,7 +126,30 @@ def run_one(variant: str, samples: int, args: argparse.Namespace) -> dict[str, A
         start_run_tps=DEFAULT_TPS["StartRun"],
         deferred_at=deferral_times(work / "airflow" / "logs", dag_id, run_id),
     )
-    return {"variant": variant, "dag_run_state": dag_run["state"], **result}
+    database = "postgresql" if args.postgres else "sqlite"
+    return {"variant": variant, "dag_run_state": dag_run["state"], "database": database, **result}
+
+
+@contextlib.contextmanager
+def metadata_database(server_url: str | None, name: str) -> Iterator[str | None]:
+    """A fresh PostgreSQL database on ``server_url`` for one flowcell, dropped afterwards (None: SQLite)."""
+    if not server_url:
+        yield None
+        return
+    server = sqlalchemy.engine.make_url(server_url)
+    admin = sqlalchemy.create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+    def execute(statement: str) -> None:
+        with admin.connect() as connection:
+            connection.execute(sqlalchemy.text(statement))
+
+    execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,6 +162,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=REPO / ".local" / "bench")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "bench", help="results.json and chart.png")
     parser.add_argument("--keep", action="store_true", help="keep the other sizes and variants already in results.json")
+    parser.add_argument(
+        "--postgres",
+        metavar="SERVER_URL",
+        help="metadata database on this PostgreSQL server (a fresh database per flowcell, e.g. "
+        "postgresql+psycopg2://postgres@127.0.0.1:5432) instead of SQLite",
+    )
     args = parser.parse_args(argv)
     # SIGTERM stops the local stack and Airflow like Ctrl-C does (their `with` blocks run).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 import statistics
 import threading
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import sqlalchemy
 
 # Calls that only watch runs (the rest submit, read inputs or tag).
 MONITORING_OPERATIONS = ("GetRun", "ListRuns", "GetBatch", "ListRunsInBatch")
@@ -54,10 +54,11 @@ def tree_pss_bytes(root: psutil.Process) -> int:
 class Sampler:
     """Every ``interval`` seconds: the sample tasks' states (from the metadata DB) and component cost.
 
-    Reads the SQLite database directly (read-only), so watching costs the API server nothing.
+    Reads the metadata database directly (SQLAlchemy URL; SQLite is opened read-only), so
+    watching costs the API server nothing.
     """
 
-    database: Path
+    database_url: str
     dag_id: str
     components: dict[str, int]  # name -> pid
     interval: float = 0.5
@@ -80,23 +81,29 @@ class Sampler:
         self._sample_processes(memory=True)
 
     def _loop(self) -> None:
-        uri = f"file:{self.database}?mode=ro"
+        url = self.database_url
+        if url.startswith("sqlite:///"):
+            url = f"sqlite:///file:{url.removeprefix('sqlite:///').split('?')[0]}?mode=ro&uri=true"
+        engine = sqlalchemy.create_engine(url)
+        query = sqlalchemy.text(
+            "SELECT state, COUNT(*) FROM task_instance WHERE dag_id = :dag_id AND run_id = :run_id "
+            "AND task_id = 'sample' GROUP BY state"
+        )
         ticks = 0
-        with sqlite3.connect(uri, uri=True, timeout=30) as db:
+        try:
             while not self._stop.wait(self.interval):
                 ticks += 1
                 if self.run_id is not None:
                     try:
-                        rows = db.execute(
-                            "SELECT state, COUNT(*) FROM task_instance WHERE dag_id = ? AND run_id = ? "
-                            "AND task_id = 'sample' GROUP BY state",
-                            (self.dag_id, self.run_id),
-                        ).fetchall()
-                    except sqlite3.OperationalError:
+                        with engine.connect() as db:
+                            rows = db.execute(query, {"dag_id": self.dag_id, "run_id": self.run_id}).fetchall()
+                    except sqlalchemy.exc.OperationalError:
                         continue  # locked by a writer: next tick
                     self.timeline.append((time.time(), {str(state): count for state, count in rows}))
                 # Reading every process's memory map is slow: every 10th tick.
                 self._sample_processes(memory=ticks % 10 == 0)
+        finally:
+            engine.dispose()
 
     def _sample_processes(self, memory: bool) -> None:
         for name, pid in self.components.items():

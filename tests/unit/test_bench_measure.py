@@ -69,7 +69,7 @@ def test_derive_one_flowcell() -> None:
         {"task_id": "qc", "map_index": -1, "start_date": iso(1_136.0), "state": "success"},
         {"task_id": "notify", "map_index": -1, "end_date": iso(1_170.0), "state": "success"},
     ]
-    sampler = Sampler(database=Path("unused"), dag_id="d", components={})
+    sampler = Sampler(database_url="sqlite:///unused", dag_id="d", components={})
     sampler.timeline = [
         (1_006.0, {"scheduled": 4}),
         (1_008.0, {"running": 2, "deferred": 2}),
