@@ -103,7 +103,7 @@ def run_one(variant: str, samples: int, args: argparse.Namespace) -> dict[str, A
                 # The api-server serves the Execution API every task start, XCom and defer goes through.
                 if name in ("scheduler", "triggerer", "api-server") and process.process is not None
             }
-            sampler = Sampler(database_url or f"sqlite:///{work / 'airflow' / 'airflow.db'}", dag_id, components)
+            sampler = Sampler(airflow.sql_alchemy_conn, dag_id, components)
             sampler.start()
             triggered_at = time.time()
             run_id = airflow.trigger(dag_id, conf=flowcell.conf(), run_id=f"bench__{variant}__{samples}")

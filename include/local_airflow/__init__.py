@@ -113,6 +113,13 @@ class LocalAirflow:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
         }
 
+    @property
+    def sql_alchemy_conn(self) -> str:
+        """The metadata database: ``database_url``, or SQLite in ``workdir``."""
+        # SQLite: wait for a lock (up to 60 s) instead of failing at once; every component
+        # writes, and a dag-processor that meets "database is locked" exits.
+        return self.database_url or f"sqlite:///{self.workdir}/airflow.db?timeout=60"
+
     def environment(self) -> dict[str, str]:
         """Everything the components need; also what a CLI call against this Airflow needs."""
         return {
@@ -129,10 +136,7 @@ class LocalAirflow:
             # Load plugins at start, so that the processes every task forks from already hold the
             # provider layer (see plugins/healthomics_plugin.py).
             "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
-            # SQLite: wait for a lock (up to 60 s) instead of failing at once; every component
-            # writes, and a dag-processor that meets "database is locked" exits.
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url
-            or f"sqlite:///{self.workdir}/airflow.db?timeout=60",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.sql_alchemy_conn,
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
