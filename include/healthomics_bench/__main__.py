@@ -32,7 +32,7 @@ from typing import Any
 import psutil
 import sqlalchemy
 
-from healthomics_bench.measure import Clock, Sampler, deferral_times, derive
+from healthomics_bench.measure import Clock, Sampler, deferral_times, derive, fan_out_progress
 from healthomics_bench.report import render_chart, render_table
 from healthomics_bench.scenario import build_flowcell
 from local_airflow import LocalAirflow
@@ -73,6 +73,7 @@ def run_one(variant: str, samples: int, args: argparse.Namespace) -> dict[str, A
     scale = args.time_scale
     poll_real = args.poll_seconds / scale
     events = variant == "events"
+    database = "postgresql" if args.postgres else "sqlite"
     stack = LocalAWS(
         workdir=work / "stack",
         time_scale=scale,
@@ -108,7 +109,19 @@ def run_one(variant: str, samples: int, args: argparse.Namespace) -> dict[str, A
             triggered_at = time.time()
             run_id = airflow.trigger(dag_id, conf=flowcell.conf(), run_id=f"bench__{variant}__{samples}")
             sampler.run_id = run_id
-            dag_run = airflow.wait_for_dag_run(dag_id, run_id, timeout=args.timeout)
+            try:
+                dag_run = airflow.wait_for_dag_run(dag_id, run_id, timeout=args.timeout)
+            except TimeoutError:
+                # Say how far it came (e.g. 10,000 samples on 2 cores) rather than nothing.
+                sampler.stop()
+                progress = fan_out_progress(
+                    samples=samples,
+                    triggered_at=triggered_at,
+                    sampler=sampler,
+                    counters=admin.counters(),
+                    timeout=args.timeout,
+                )
+                return {"variant": variant, "database": database, **progress}
             sampler.stop()
             counters = admin.counters()
             task_instances = airflow.task_instances(dag_id, run_id)
@@ -126,7 +139,6 @@ def run_one(variant: str, samples: int, args: argparse.Namespace) -> dict[str, A
         start_run_tps=DEFAULT_TPS["StartRun"],
         deferred_at=deferral_times(work / "airflow" / "logs", dag_id, run_id),
     )
-    database = "postgresql" if args.postgres else "sqlite"
     return {"variant": variant, "dag_run_state": dag_run["state"], "database": database, **result}
 
 

@@ -163,6 +163,14 @@ class Clock:
         return self.wall + (emulated - self.emulated) / self.scale
 
 
+def api_calls(counters: dict[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
+    """Calls and 429s per operation, from the emulator's counters."""
+    operations = counters.get("operations", {})
+    calls = {op: int(c.get("calls", 0)) for op, c in sorted(operations.items()) if c.get("calls")}
+    throttled = {op: int(c.get("statuses", {}).get("429", 0)) for op, c in operations.items()}
+    return calls, throttled
+
+
 def derive(
     *,
     samples: int,
@@ -241,9 +249,7 @@ def derive(
         for (t, states), (following, _) in zip(sampler.timeline, sampler.timeline[1:], strict=False)
     )
 
-    operations = counters.get("operations", {})
-    calls = {op: int(c.get("calls", 0)) for op, c in sorted(operations.items()) if c.get("calls")}
-    throttled = {op: int(c.get("statuses", {}).get("429", 0)) for op, c in operations.items()}
+    calls, throttled = api_calls(counters)
     monitoring = sum(calls.get(op, 0) for op in MONITORING_OPERATIONS)
     polls = max(1.0, makespan_real / poll_seconds)
 
@@ -284,4 +290,37 @@ def derive(
         "sample_states": {s: states.count(s) for s in sorted(set(states))},
         "poll_seconds_real": poll_seconds,
         "time_scale": scale,
+    }
+
+
+def fan_out_progress(
+    *, samples: int, triggered_at: float, sampler: Sampler, counters: dict[str, Any], timeout: float
+) -> dict[str, Any]:
+    """What a flowcell that did not finish within ``timeout`` got done: how far its fan-out came, how fast.
+
+    The fan-out rate is read per tenth of the time, so a rate that falls as the mapped task
+    instances pile up shows as such (the scheduler's per-loop cost grows with them).
+    """
+    readings = [
+        (t - triggered_at, sum(c for s, c in states.items() if s in WAITING_STATES)) for t, states in sampler.timeline
+    ]
+    tenths: list[float | None] = []
+    for tenth in range(10):
+        start, end = timeout * tenth / 10, timeout * (tenth + 1) / 10
+        inside = [(t, n) for t, n in readings if start <= t < end]
+        tenths.append((inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]) if len(inside) > 1 else None)
+    waiting = readings[-1][1] if readings else 0
+    calls, throttled = api_calls(counters)
+    return {
+        "samples": samples,
+        "incomplete": f"did not finish within {timeout:.0f} s",
+        "timeout_s": timeout,
+        "sample_tasks_waiting_or_done": waiting,
+        "sample_states_at_timeout": dict(sampler.timeline[-1][1]) if sampler.timeline else {},
+        # Sample tasks per second that reached the triggerer (or ended), per tenth of the time.
+        "fan_out_tasks_per_s_by_tenth": tenths,
+        "calls": calls,
+        "throttled_429": sum(throttled.values()),
+        "cpu_seconds": dict(sampler.cpu_seconds),
+        "peak_rss_mib": {name: rss / 2**20 for name, rss in sampler.peak_rss.items()},
     }

@@ -33,6 +33,15 @@ COLUMNS: list[tuple[str, str]] = [
 def _cells(result: dict[str, Any]) -> dict[str, Any]:
     if "error" in result:
         return {"variant": result["variant"], "samples": result["samples"], "makespan_overhead": "ERROR"}
+    if "incomplete" in result:
+        done = result["sample_tasks_waiting_or_done"]
+        return {
+            "variant": result["variant"],
+            "samples": result["samples"],
+            "makespan_overhead": "timed out",
+            "throttled_429": result["throttled_429"],
+            "fan_out_real_s": f"{done}/{result['samples']} in {result['timeout_s']:.0f}",
+        }
     latency = result["detection_latency_emulated_s"]
     cpu = result["cpu_seconds"]
     ideal = result["ideal_emulated_s"]
@@ -79,7 +88,7 @@ def render_chart(results: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    good = [r for r in results if "error" not in r]
+    good = [r for r in results if "error" not in r and "incomplete" not in r]
     panels = [
         ("makespan / ideal (emulated time)", lambda r: r["makespan_overhead"]),
         ("HealthOmics API calls per sample", lambda r: sum(r["calls_per_sample"].values())),

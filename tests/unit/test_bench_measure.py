@@ -10,7 +10,7 @@ from typing import Any
 import psutil
 import pytest
 
-from healthomics_bench.measure import Clock, Sampler, derive, percentile, tree_cpu_seconds
+from healthomics_bench.measure import Clock, Sampler, derive, fan_out_progress, percentile, tree_cpu_seconds
 from healthomics_bench.report import render_table
 
 SCALE = 10.0
@@ -115,6 +115,27 @@ def test_derive_one_flowcell() -> None:
     # The table adds what the same real seconds of Airflow would cost a flowcell at 1x time.
     row = render_table([{**result, "variant": "project"}]).splitlines()[-1].split(" | ")
     assert row[2:4] == [f"{1_700.0 / ideal:.2f}", f"{(ideal + 170.0 - ideal / SCALE) / ideal:.2f}"]
+
+
+def test_a_flowcell_that_timed_out_reports_how_far_its_fan_out_came() -> None:
+    sampler = Sampler(database_url="sqlite:///unused", dag_id="d", components={})
+    # 100 s budget: 10 tasks/s in the first tenth, slowing to 2 tasks/s in the last.
+    sampler.timeline = [
+        (1_000.0, {"scheduled": 500}),
+        (1_009.0, {"scheduled": 410, "deferred": 90}),
+        (1_090.0, {"scheduled": 300, "deferred": 180, "success": 20}),
+        (1_099.0, {"scheduled": 282, "deferred": 198, "success": 20}),
+    ]
+    counters = {"operations": {"ListRuns": {"calls": 7, "statuses": {"200": 6, "429": 1}}}}
+    result = fan_out_progress(samples=500, triggered_at=1_000.0, sampler=sampler, counters=counters, timeout=100.0)
+    assert result["sample_tasks_waiting_or_done"] == 218
+    assert result["fan_out_tasks_per_s_by_tenth"][0] == pytest.approx(10.0)
+    assert result["fan_out_tasks_per_s_by_tenth"][9] == pytest.approx(2.0)
+    assert result["fan_out_tasks_per_s_by_tenth"][1:9] == [None] * 8
+    assert (result["calls"], result["throttled_429"]) == ({"ListRuns": 7}, 1)
+    row = render_table([{**result, "variant": "project"}]).splitlines()[-1]
+    assert "timed out" in row
+    assert "218/500 in 100" in row
 
 
 def test_deferral_times_come_from_the_first_attempts_log(tmp_path: Path) -> None:
