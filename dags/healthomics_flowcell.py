@@ -50,9 +50,9 @@ with DAG(
         retry_delay=dt.timedelta(minutes=1),
     ).expand_kwargs(task(flowcell.batches_of, task_id="batches")(plan))
 
-    entries = task(flowcell.entries_for_samples, task_id="sample_entries", trigger_rule="none_failed_min_one_success")(
-        plan, submit.output
-    )
+    entries = task(
+        flowcell.entries_for_samples, task_id=flowcell.ENTRIES_TASK, trigger_rule="none_failed_min_one_success"
+    )(plan, submit.output)
     samples = HealthOmicsSampleRunOperator.partial(
         task_id=flowcell.SAMPLE_TASK,
         aws_conn_id=flowcell.AWS_CONN_ID,
@@ -60,6 +60,7 @@ with DAG(
         poll_interval=POLL_SECONDS,
         map_index_template="{{ task.sample['sample_id'] }}",
         wake_queue_url=flowcell.WAKE_QUEUE_URL,
+        start_requests_from=(flowcell.ENTRIES_TASK, flowcell.START_REQUESTS_XCOM),
         # A lost worker or an API error is retried; a failed run is not (clear the task to pay for
         # another run; it resumes from the run cache).
         retries=2,

@@ -24,6 +24,7 @@ from healthomics.flowcell.plan import (
     batch_groups,
     sample_entries,
     select_samples,
+    slim_entries,
 )
 from healthomics.flowcell.report import build_report, invalid_manifest_report, render_text
 from healthomics.hooks.omics import HealthOmicsHook
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 # The Airflow AWS connection every task uses (its extra may route omics to a local endpoint).
 AWS_CONN_ID = "aws_default"
+ENTRIES_TASK = "sample_entries"
+START_REQUESTS_XCOM = "start_requests"
 SAMPLE_TASK = "sample"
 QC_GATE_TASK = "qc_gate"
 QC_TASK = "qc"
@@ -283,12 +286,19 @@ def batches_of(plan: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def entries_for_samples(plan: dict[str, Any], submitted: Any, **context: Any) -> list[dict[str, Any]]:
-    """One entry per sample for the mapped sample tasks (joined with the batch results)."""
+    """One entry per sample for the mapped sample tasks (joined with the batch results).
+
+    Returned slim (see :func:`~healthomics.flowcell.plan.slim_entries`); the requests of samples
+    that follow a run go to XCom ``start_requests``, read only by a task that starts another run.
+    """
     manifest = FlowcellManifest(**plan["manifest"])
     results = [r for r in (submitted or []) if r]
-    return sample_entries(
+    entries = sample_entries(
         context["ti"].dag_id, manifest, results, reuse=plan.get("reuse_runs"), rerun_key=plan.get("rerun_key")
     )
+    slim, start_requests = slim_entries(entries)
+    context["ti"].xcom_push(key=START_REQUESTS_XCOM, value=start_requests)
+    return slim
 
 
 # -- after the samples -----------------------------------------------------------------------

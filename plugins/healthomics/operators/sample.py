@@ -45,7 +45,9 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
     ``sample`` describes the sample (see :func:`healthomics.flowcell.plan.sample_entries`):
     ``sample_id``, the StartRun ``request``, its ``idempotency_key``, and either the
     ``batch_run`` a run batch started for it, an ``existing_run`` to reuse (a backfill's
-    COMPLETED or live run), or the ``submission_failure`` the batch reported.
+    COMPLETED or live run), or the ``submission_failure`` the batch reported. An entry with a
+    run to follow may leave ``request`` and ``idempotency_key`` to ``start_requests_from``
+    (every mapped task reads the whole list of entries, so they are kept small).
 
     * First execution: waits for the batch run (success only if it COMPLETED), fails with the
       service's reason if the batch could not submit it, or — with no batch — starts the run.
@@ -68,6 +70,8 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
     :param cancel_on_kill: cancel the sample's live run when the task is killed.
     :param wake_queue_url: SQS queue of "Run Status Change" events; in deferrable mode an event
         about the run ends the wait for the next poll early (polling stays authoritative).
+    :param start_requests_from: ``(task_id, key)`` of an XCom ``{sample_id: {"request": ...,
+        "idempotency_key": ...}}`` for entries that leave them out; read only to start a run.
 
     Connection arguments (``aws_conn_id``, ``region_name``, ``verify``, ``botocore_config``)
     as in the amazon provider.
@@ -88,6 +92,7 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
         max_wait: timedelta | None = timedelta(days=7),
         cancel_on_kill: bool = True,
         wake_queue_url: str | None = None,
+        start_requests_from: tuple[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -97,6 +102,7 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
         self.max_wait = max_wait
         self.cancel_on_kill = cancel_on_kill
         self.wake_queue_url = wake_queue_url
+        self.start_requests_from = start_requests_from
         self.run_id: str | None = None
 
     # -- which run, which attempt ------------------------------------------------
@@ -151,15 +157,32 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
             state = {"attempt": attempt if crashed_mid_submit else attempt + 1}
 
         # Start (or find again) the run of this attempt; a repeat gets the same run back.
-        request = {**sample["request"], "tags": {**sample["request"].get("tags", {}), **provenance_tags(context)}}
+        start = self._start_fields(context)
+        request = {**start["request"], "tags": {**start["request"].get("tags", {}), **provenance_tags(context)}}
         run, attempt = self.hook.start_run_idempotently(
             request,
-            sample["idempotency_key"],
+            start["idempotency_key"],
             first_attempt=int(str(state["attempt"])),
             before_submit=lambda attempt, token: remember(attempt, None, token),
         )
         remember(attempt, run["id"])
         return self._follow(context, run, attempt=attempt, batch_id=None)
+
+    def _start_fields(self, context: Context) -> dict[str, Any]:
+        """The sample's StartRun ``request`` and ``idempotency_key``: in its entry, or in the XCom named."""
+        if "request" in self.sample:
+            return self.sample
+        if not self.start_requests_from:
+            raise AirflowFailException(
+                f"Sample {self.sample['sample_id']}: its entry has no run request and no start_requests_from"
+            )
+        task_id, key = self.start_requests_from
+        start_requests = context["ti"].xcom_pull(task_ids=task_id, key=key) or {}
+        if self.sample["sample_id"] not in start_requests:
+            raise AirflowFailException(
+                f"Sample {self.sample['sample_id']}: no run request in XCom {key!r} of task {task_id!r}"
+            )
+        return dict(start_requests[self.sample["sample_id"]])
 
     # -- waiting and finishing -------------------------------------------------------
 

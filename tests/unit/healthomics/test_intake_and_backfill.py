@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from healthomics.backfill.plan import ALL, FAILED, LEAVE, MISSING, REUSE, RUN, decide, flowcell_conf, same_request
-from healthomics.flowcell.plan import batch_groups, sample_entries, sample_key, select_samples
+from healthomics.flowcell.plan import batch_groups, sample_entries, sample_key, select_samples, slim_entries
 from healthomics.intake.manifests import (
     ManifestObject,
     flowcell_run_id,
@@ -158,6 +158,36 @@ def test_reused_samples_are_not_submitted_and_a_rerun_key_makes_new_requests() -
     entries = {e["sample_id"]: e for e in sample_entries("dag", fc, [], reuse={"S1": "777"}, rerun_key="b1")}
     assert entries["S1"]["existing_run"] == {"id": "777"}
     assert entries["S2"]["idempotency_key"] == sample_key("dag", fc, "S2", "b1")
+
+
+def test_sample_tasks_read_slim_entries_and_find_requests_only_to_start_a_run() -> None:
+    fc = manifest()
+    submitted = [
+        {
+            "batchId": "42",
+            "runs": {"S1": {"id": "1001", "arn": "arn:aws:omics:us-east-1:123456789012:run/1001", "uuid": "u"}},
+            "failed": {"S2": {"reason": "ValidationException", "message": "bad parameter"}},
+        }
+    ]
+    full = sample_entries("dag", fc, submitted)
+    slim, start_requests = slim_entries(full)
+    by_sample = {e["sample_id"]: e for e in slim}
+    # A sample with a run to follow keeps the run's id and batch, nothing else...
+    assert by_sample["S1"] == {"sample_id": "S1", "batch_run": {"id": "1001", "batchId": "42"}}
+    assert by_sample["S2"] == {
+        "sample_id": "S2",
+        "submission_failure": {"reason": "ValidationException", "message": "bad parameter"},
+    }
+    # ...and its request and key wait in the second value for a task that must start a run.
+    assert start_requests == {
+        s: {"request": e["request"], "idempotency_key": e["idempotency_key"]}
+        for s, e in ((e["sample_id"], e) for e in full)
+        if s in ("S1", "S2")
+    }
+    # A sample with nothing to follow (one run per sample) starts its run itself: all inline.
+    assert by_sample["S3"] == full[2]
+    # Every sample task reads all the entries: a batch sample's costs tens of bytes, not its request.
+    assert len(json.dumps(by_sample["S1"])) < 80 < len(json.dumps(full[0]))
 
 
 def test_a_sample_subset_must_name_samples_of_the_manifest() -> None:
