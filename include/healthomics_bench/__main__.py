@@ -110,7 +110,7 @@ def run_one(variant: str, samples: int, args: argparse.Namespace) -> dict[str, A
             run_id = airflow.trigger(dag_id, conf=flowcell.conf(), run_id=f"bench__{variant}__{samples}")
             sampler.run_id = run_id
             try:
-                dag_run = airflow.wait_for_dag_run(dag_id, run_id, timeout=args.timeout)
+                sampler.wait_for_dag_run(timeout=args.timeout)
             except TimeoutError:
                 # Say how far it came (e.g. 10,000 samples on 2 cores) rather than nothing.
                 sampler.stop()
@@ -123,6 +123,7 @@ def run_one(variant: str, samples: int, args: argparse.Namespace) -> dict[str, A
                 )
                 return {"variant": variant, "database": database, **progress}
             sampler.stop()
+            dag_run = airflow.dag_run(dag_id, run_id)
             counters = admin.counters()
             task_instances = airflow.task_instances(dag_id, run_id)
             omics = stack.client("omics")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,24 @@ def test_deferral_times_come_from_the_first_attempts_log(tmp_path: Path) -> None
     (folder.parent / "map_index=4").mkdir()  # a task that never deferred
     found = deferral_times(tmp_path, "d", "r")
     assert found == {3: datetime(2026, 11, 26, 1, 38, 14, 414000, tzinfo=UTC).timestamp()}
+
+
+def test_the_sampler_sees_the_dag_run_end_in_the_metadata_database(tmp_path: Path) -> None:
+    database = tmp_path / "airflow.db"
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE dag_run (dag_id TEXT, run_id TEXT, state TEXT)")
+        db.execute("CREATE TABLE task_instance (dag_id TEXT, run_id TEXT, task_id TEXT, state TEXT)")
+        db.execute("INSERT INTO dag_run VALUES ('d', 'r', 'running')")
+        db.executemany("INSERT INTO task_instance VALUES ('d', 'r', 'sample', ?)", [("deferred",), ("running",)])
+    sampler = Sampler(database_url=f"sqlite:///{database}", dag_id="d", components={}, interval=0.05, run_id="r")
+    sampler.start()
+    try:
+        with pytest.raises(TimeoutError, match="d/r did not finish within 0s"):
+            sampler.wait_for_dag_run(timeout=0.3)
+        with sqlite3.connect(database) as db:
+            db.execute("UPDATE dag_run SET state = 'failed'")
+        sampler.wait_for_dag_run(timeout=30)
+    finally:
+        sampler.stop()
+    assert sampler.dag_run_state == "failed"
+    assert sampler.timeline[-1][1] == {"deferred": 1, "running": 1}
