@@ -1,0 +1,54 @@
+"""Where a sample task finds its StartRun request: in its entry, or in the XCom its entry points to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
+
+from healthomics.operators.sample import HealthOmicsSampleRunOperator
+
+REQUEST = {"workflowId": "1234567", "roleArn": "arn:aws:iam::123456789012:role/run", "name": "FC1-S1"}
+
+
+class PulledXComs:
+    """The one TaskInstance call the lookup makes: ``xcom_pull`` of a task's XCom by key."""
+
+    def __init__(self, xcoms: dict[tuple[str, str], Any]) -> None:
+        self.xcoms = xcoms
+        self.pulls: list[tuple[str, str]] = []
+
+    def xcom_pull(self, task_ids: str, key: str) -> Any:
+        self.pulls.append((task_ids, key))
+        return self.xcoms.get((task_ids, key))
+
+
+def operator(sample: dict[str, Any], **kwargs: Any) -> HealthOmicsSampleRunOperator:
+    return HealthOmicsSampleRunOperator(task_id="sample", sample=sample, **kwargs)
+
+
+def test_an_entry_with_its_request_reads_no_xcom() -> None:
+    ti = PulledXComs({})
+    entry = {"sample_id": "S1", "request": REQUEST, "idempotency_key": "k/S1"}
+    assert operator(entry, start_requests_from=("sample_entries", "start_requests"))._start_fields({"ti": ti}) == entry
+    assert ti.pulls == []
+
+
+def test_a_slim_entry_finds_its_request_in_the_named_xcom() -> None:
+    ti = PulledXComs({("sample_entries", "start_requests"): {"S1": {"request": REQUEST, "idempotency_key": "k/S1"}}})
+    slim = {"sample_id": "S1", "batch_run": {"id": "1001", "batchId": "42"}}
+    found = operator(slim, start_requests_from=("sample_entries", "start_requests"))._start_fields({"ti": ti})
+    assert found == {"request": REQUEST, "idempotency_key": "k/S1"}
+    assert ti.pulls == [("sample_entries", "start_requests")]
+
+
+def test_a_slim_entry_without_a_request_to_find_fails_saying_where_it_looked() -> None:
+    slim = {"sample_id": "S2", "batch_run": {"id": "1002"}}
+    ti = PulledXComs({("sample_entries", "start_requests"): {"S1": {}}})
+    with pytest.raises(
+        AirflowFailException, match="S2: no run request in XCom 'start_requests' of task 'sample_entries'"
+    ):
+        operator(slim, start_requests_from=("sample_entries", "start_requests"))._start_fields({"ti": ti})
+    with pytest.raises(AirflowFailException, match="S2: its entry has no run request and no start_requests_from"):
+        operator(slim)._start_fields({"ti": ti})
