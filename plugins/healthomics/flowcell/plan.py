@@ -163,7 +163,7 @@ def slim_entries(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], d
     Airflow gives each mapped task its item of an unmapped task's list by pulling the whole
     list: every sample task reads every entry. Full entries (~0.8 kB: the StartRun request)
     made that 7.7 MB per task at 10,000 samples, quadratic in all. A sample that follows a
-    run keeps ``sample_id`` and the run's ``id``/``batchId``; its ``request`` and
+    run keeps ``sample_id`` and the run's ``id`` (GetRun names its batch); its ``request`` and
     ``idempotency_key`` go to the second value, ``{sample_id: {...}}``, read by the task only
     when it must start a run. Samples with nothing to follow (per-sample submission) keep them.
     """
@@ -177,6 +177,6 @@ def slim_entries(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], d
         start_requests[entry["sample_id"]] = {key: entry[key] for key in START_FIELDS}
         run = entry[follows]
         if follows != "submission_failure":
-            run = {key: run[key] for key in ("id", "batchId") if key in run}
+            run = {"id": run["id"]}
         slim.append({"sample_id": entry["sample_id"], follows: run})
     return slim, start_requests

@@ -135,7 +135,8 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
                 run = self._current_run(batch_run["id"])
                 if run is None:
                     self._fail(context, {"status": "DELETED", "id": batch_run["id"]}, "its run no longer exists")
-                return self._follow(context, run, attempt=1, batch_id=batch_run.get("batchId"))
+                # GetRun names the run's batch: its wait joins the batch's shared poll.
+                return self._follow(context, run, attempt=1, batch_id=run.get("batchId") or batch_run.get("batchId"))
             if sample.get("submission_failure"):
                 remember(1, None)
                 failure = sample["submission_failure"]

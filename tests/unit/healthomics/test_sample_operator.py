@@ -37,7 +37,7 @@ def test_an_entry_with_its_request_reads_no_xcom() -> None:
 
 def test_a_slim_entry_finds_its_request_in_the_named_xcom() -> None:
     ti = PulledXComs({("sample_entries", "start_requests"): {"S1": {"request": REQUEST, "idempotency_key": "k/S1"}}})
-    slim = {"sample_id": "S1", "batch_run": {"id": "1001", "batchId": "42"}}
+    slim = {"sample_id": "S1", "batch_run": {"id": "1001"}}
     found = operator(slim, start_requests_from=("sample_entries", "start_requests"))._start_fields({"ti": ti})
     assert found == {"request": REQUEST, "idempotency_key": "k/S1"}
     assert ti.pulls == [("sample_entries", "start_requests")]
