@@ -101,7 +101,7 @@ def test_a_bad_manifest_fails_validation_with_every_error_and_starts_nothing(
     problems = states["load_manifest"].xcom_pull(task_ids="load_manifest", key="problems")
     assert problems == [
         "flowcellSamples[1], OutputS3path: required field is missing or empty",
-        "flowcellSamples[2], fastqFileRef: not a valid s3:// URI: 'ftp://elsewhere/S3.fq'",
+        "flowcellSamples[2], fastqFileRef: not an s3:// URI: 'ftp://elsewhere/S3.fq'",
         "flowcellSamples[1], sample_id: duplicate sample id 'S1' (first at flowcellSamples[0])",
     ]
     assert states["dag_run"] == DagRunState.FAILED

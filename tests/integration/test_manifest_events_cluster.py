@@ -161,7 +161,7 @@ def test_an_invalid_manifest_fails_its_run_naming_the_object_and_submits_nothing
         assert states["load_manifest"] == "failed" and states["notify"] == "success"
         log = intake.task_log(FLOWCELL_DAG, run_id, "load_manifest")
         assert f"s3://{INTAKE_BUCKET}/{INTAKE_PREFIX}{flowcell}.json" in log
-        assert "not a valid s3:// URI: 'ftp://elsewhere/S1.fq'" in log
+        assert "not an s3:// URI: 'ftp://elsewhere/S1.fq'" in log
         assert not [r for r in omics.list_runs()["items"] if r["name"].startswith(flowcell)]
     finally:
         intake.pause(FLOWCELL_DAG)

@@ -5,17 +5,19 @@ Each step is idempotent, so a redelivered message changes nothing:
 * the archive object is named by the event's time and id (``event_YYYYMMDD_HHMMSS_<id>.json``)
   and written only if absent;
 * a callback leaves a marker (``callbacks/<id>.json``) and is not sent again once it is there;
-* what cannot be processed goes to ``dead-letter/`` under the archive prefix, with the reason:
-  ``malformed/`` for messages that are not HealthOmics events, ``callback/`` for callbacks that
-  still failed after their retries (the event itself is archived).
+* what cannot be processed goes to ``dead-letter/`` under the archive prefix, with the reason
+  (:mod:`healthomics.utils.dead_letters`): ``malformed/`` at once for messages that are not
+  HealthOmics events, ``callback/`` for callbacks that still failed after their retries (the
+  event itself is archived), ``processing/`` for a message whose processing failed on
+  :data:`~healthomics.utils.dead_letters.MAX_TRIES` deliveries (:meth:`EventProcessor.failed`).
 
-The caller deletes a message from the queue only after :meth:`EventProcessor.process` returned.
+The caller deletes a message from the queue only after :meth:`EventProcessor.process` returned,
+or :meth:`EventProcessor.failed` said it is dead-lettered.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -27,7 +29,10 @@ from healthomics.events.envelope import MalformedEventError, OmicsEvent, flat_ev
 from healthomics.flowcell.report import run_links
 from healthomics.hooks.omics import error_code
 from healthomics.notifications.callback import CALLBACK_PATH, CallbackFailedError, post_state_change
+from healthomics.utils.dead_letters import DeadLetters, digest
 from healthomics.utils.idempotency import TAG_DAG_ID, TAG_DAG_RUN_ID, TAG_TASK_ID
+from healthomics.utils.s3 import InvalidS3UriError, S3Documents, parse_s3_uri, within_any
+from healthomics.utils.text import cut
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,10 @@ LIFTED_TAGS = {
     TAG_TASK_ID: "taskId",
     "WESRunId": "wesRunId",
 }
+# Dead-letter kinds under <archive>/dead-letter/.
+MALFORMED = "malformed"
+CALLBACK = "callback"
+PROCESSING = "processing"
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,8 @@ class ProcessorSettings:
     :param callback_timeout: seconds per request.
     :param callback_attempts: tries in all before the callback is dead-lettered.
     :param callback_backoff: seconds before the second try (doubling after).
+    :param allowed_output_prefixes: run outputs (``logs/outputs.json``) are read only under these
+        (the deployment's ``healthomics_allowed_output_prefixes``); empty: wherever GetRun says.
     """
 
     archive_uri: str
@@ -62,11 +73,7 @@ class ProcessorSettings:
     callback_timeout: float = 10.0
     callback_attempts: int = 5
     callback_backoff: float = 1.0
-
-
-def _key_of(uri: str) -> tuple[str, str]:
-    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-    return bucket, prefix.strip("/")
+    allowed_output_prefixes: tuple[str, ...] = ()
 
 
 class EventProcessor:
@@ -74,38 +81,15 @@ class EventProcessor:
 
     def __init__(self, settings: ProcessorSettings, *, s3_client: Any, omics_client: Any) -> None:
         self.settings = settings
-        self.s3 = s3_client
         self.omics = omics_client
-        self.bucket, self.prefix = _key_of(settings.archive_uri)
-
-    # -- S3 ---------------------------------------------------------------------------
-
-    def key(self, *parts: str) -> str:
-        return "/".join(p for p in (self.prefix, *parts) if p)
-
-    def _exists(self, key: str) -> bool:
-        try:
-            self.s3.head_object(Bucket=self.bucket, Key=key)
-        except ClientError as err:
-            if error_code(err) in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-        return True
-
-    def _put(self, key: str, document: dict[str, Any]) -> None:
-        encryption: dict[str, Any] = {"ServerSideEncryption": "AES256"}
-        if self.settings.kms_key_id:
-            encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.settings.kms_key_id}
-        self.s3.put_object(
-            Bucket=self.bucket,
-            Key=key,
-            Body=json.dumps(document, indent=2, default=str).encode(),
-            ContentType="application/json",
-            **encryption,
+        encryption = {"ServerSideEncryption": "AES256"}
+        if settings.kms_key_id:
+            encryption = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": settings.kms_key_id}
+        self.archive = S3Documents(s3_client, settings.archive_uri, encryption)
+        self.dead_letters = DeadLetters(
+            s3_client, self.archive.uri(self.archive.key("dead-letter")), encryption=encryption
         )
-
-    def _get(self, key: str) -> dict[str, Any]:
-        return dict(json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()))
+        self.allowed = [parse_s3_uri(p) for p in settings.allowed_output_prefixes]
 
     # -- processing ---------------------------------------------------------------------
 
@@ -115,20 +99,18 @@ class EventProcessor:
             event = parse_event(body)
         except MalformedEventError as err:
             text = body if isinstance(body, str) else json.dumps(body, default=str)
-            name = hashlib.sha256(text.encode()).hexdigest()[:32]
-            key = self.key("dead-letter", "malformed", f"{name}.json")
-            if not self._exists(key):
-                self._put(key, {"reason": str(err), "messageId": message_id, "body": text, "at": _now()})
-            log.error("Message %s dead-lettered to s3://%s/%s: %s", message_id, self.bucket, key, err)
-            return {"status": "dead_letter", "reason": str(err), "key": key}
+            item = {"messageId": message_id, "body": text}
+            uri = self.dead_letters.dead_letter(MALFORMED, digest(text), str(err), item)
+            return {"status": "dead_letter", "reason": str(err), "key": uri}
 
-        key = self.key(event.archive_name())
-        if self._exists(key):
-            document = self._get(key)
+        key = self.archive.key(event.archive_name())
+        existing = self.archive.get(key)
+        if existing is not None:
+            document = existing
             status = "duplicate"
         else:
             document = self.enrich(event)
-            self._put(key, document)
+            self.archive.put(key, document)
             status = "archived"
         outcome = {
             "status": status,
@@ -136,52 +118,76 @@ class EventProcessor:
             "key": key,
             "callback": self._call_back(event, document),
         }
-        log.info("Event %s (%s %s): %s", event.event_id, event.detail_type, event.detail.get("status"), outcome)
+        log.info("Event %s (%s %s): %s", event.safe_id, event.detail_type, event.detail.get("status"), outcome)
         return outcome
 
+    def failed(self, body: Any, message_id: str, error: BaseException) -> bool:
+        """Count a failed try of a message; True once it is dead-lettered (and may leave the queue)."""
+        text = body if isinstance(body, str) else json.dumps(body, default=str)
+        reason = f"{type(error).__name__}: {error}"
+        return self.dead_letters.failed_try(
+            PROCESSING, digest(message_id), reason, {"messageId": message_id, "body": text}
+        )
+
     def enrich(self, event: OmicsEvent) -> dict[str, Any]:
-        """The flat event plus the run's tags, its console/log/output links and (COMPLETED) its outputs."""
+        """The flat event plus the run's tags, its console/log/output links and (COMPLETED) its outputs.
+
+        Nothing the event claims about where data lives is trusted: the run's output location
+        comes from GetRun, and outputs are read only under the allowed output prefixes.
+        """
         document = {**flat_event(event), "processedAt": _now()}
         if not event.is_run_status:
             return document
-        detail = event.detail
-        arn = str(detail.get("arn") or "")
+        arn = event.run_arn
         tags: dict[str, str] = {}
         try:
             tags = dict(self.omics.list_tags_for_resource(resourceArn=arn)["tags"]) if arn else {}
         except ClientError as err:  # a DELETED run has no tags any more
-            document["tagsError"] = f"{error_code(err)}: {err}"
+            document["tagsError"] = f"{error_code(err)}: {cut(str(err), 300)}"
         document["tags"] = tags
         for tag, field in LIFTED_TAGS.items():
             if tag in tags:
                 document[field] = tags[tag]
-        partition = arn.split(":")[1] if arn.count(":") >= 5 else "aws"
-        output_uri = detail.get("runOutputUri")
-        document["links"] = run_links(str(event.raw.get("region") or ""), partition, event.run_id, output_uri)
-        if detail.get("status") == "COMPLETED" and output_uri:
-            document.update(self._outputs(str(output_uri)))
+        partition = arn.split(":")[1] if arn else "aws"
+        output_uri = None
+        if event.detail.get("status") == "COMPLETED":
+            output_uri, outputs = self._outputs(str(event.run_id))
+            document.update(outputs)
+        document["links"] = run_links(event.region, partition, event.run_id, output_uri)
         return document
 
-    def _outputs(self, run_output_uri: str) -> dict[str, Any]:
-        bucket, prefix = _key_of(run_output_uri)
-        key = f"{prefix}/logs/outputs.json"
+    def _outputs(self, run_id: str) -> tuple[str | None, dict[str, Any]]:
+        """The run's output location (from GetRun) and its ``logs/outputs.json``, or why not."""
         try:
-            return {"outputs": json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())}
+            run = self.omics.get_run(id=run_id)
         except ClientError as err:
-            return {"outputsError": f"s3://{bucket}/{key}: {error_code(err)}"}
+            if error_code(err) != "ResourceNotFoundException":
+                raise  # throttling, 5xx: this message is tried again
+            return None, {"outputsError": f"run {run_id} no longer exists"}
+        try:
+            location = parse_s3_uri(run.get("runOutputUri"))
+        except InvalidS3UriError as err:
+            return None, {"outputsError": f"the run has no usable output location: {err}"}
+        if self.allowed and not within_any(location, self.allowed):
+            return None, {"outputsError": f"{location.uri} is outside the allowed output prefixes; not read"}
+        outputs = location.join("logs", "outputs.json")
+        try:
+            body = self.archive.s3.get_object(Bucket=outputs.bucket, Key=outputs.key)["Body"].read()
+            return location.uri, {"outputs": json.loads(body)}
+        except ClientError as err:
+            return location.uri, {"outputsError": f"{outputs.uri}: {error_code(err)}"}
         except ValueError as err:
-            return {"outputsError": f"s3://{bucket}/{key}: not JSON ({err})"}
+            return location.uri, {"outputsError": f"{outputs.uri}: not JSON ({cut(str(err), 200)})"}
 
     def _call_back(self, event: OmicsEvent, document: dict[str, Any]) -> str:
         if not event.is_run_status:
             return "not_applicable"
         if not self.settings.callback_conn_id:
             return "disabled"
-        sent = self.key("callbacks", f"{event.event_id}.json")
-        dead = self.key("dead-letter", "callback", f"{event.event_id}.json")
-        if self._exists(sent):
+        sent = self.archive.key("callbacks", f"{event.safe_id}.json")
+        if self.archive.exists(sent):
             return "already_sent"
-        if self._exists(dead):
+        if self.dead_letters.is_dead(CALLBACK, event.safe_id):
             return "dead_letter"
         try:
             status = post_state_change(
@@ -194,10 +200,9 @@ class EventProcessor:
                 backoff=self.settings.callback_backoff,
             )
         except CallbackFailedError as err:
-            self._put(dead, {"reason": err.reason, "attempts": err.attempts, "at": _now(), "event": document})
-            log.error("Callback for event %s dead-lettered after %d attempt(s): %s", event.event_id, err.attempts, err)
+            self.dead_letters.dead_letter(CALLBACK, event.safe_id, err.reason, {"event": document}, err.attempts)
             return "dead_letter"
-        self._put(sent, {"status": status, "at": _now()})
+        self.archive.put(sent, {"status": status, "at": _now()})
         return "sent"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -10,7 +11,7 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowNotFoun
 from airflow.sdk import BaseHook, Variable
 
 from healthomics.events.processor import EventProcessor, ProcessorSettings
-from healthomics.flowcell.tasks import AWS_CONN_ID
+from healthomics.flowcell.tasks import AWS_CONN_ID, VAR_ALLOWED_OUTPUTS
 from healthomics.hooks.omics import HealthOmicsHook
 from healthomics.utils.queue import delete_messages, receipts, triggering_messages
 
@@ -41,6 +42,7 @@ def processor() -> EventProcessor:
         archive_uri=Variable.get(VAR_EVENTS_ARCHIVE_URI),
         kms_key_id=Variable.get(VAR_EVENTS_KMS_KEY, default=None),
         callback_conn_id=_callback_conn_id(),
+        allowed_output_prefixes=tuple(json.loads(Variable.get(VAR_ALLOWED_OUTPUTS, default="[]"))),
     )
     return EventProcessor(
         settings,
@@ -52,19 +54,29 @@ def processor() -> EventProcessor:
 def process_events(**context: Any) -> dict[str, int]:
     """Process every message of the triggering asset events; keep the handled ones for ``acknowledge``.
 
-    A message whose processing failed (S3 unreachable, say) is not acknowledged: it comes back
-    after its visibility timeout, and the task fails so the failure shows.
+    A message whose processing failed (S3 unreachable, say, or anything about it the code did
+    not expect) is not acknowledged: it comes back after its visibility timeout, and the task
+    fails so the failure shows. Its failed tries are counted; after the last one it is
+    dead-lettered with the reason and acknowledged. One message never stops the others.
     """
     messages = triggering_messages(context)
     events = processor()
     handled, failed, counts = [], [], dict.fromkeys(("archived", "duplicate", "dead_letter"), 0)
     for message in messages:
+        body, message_id = message.get("Body", ""), str(message.get("MessageId"))
         try:
-            outcome = events.process(message.get("Body", ""), message.get("MessageId"))
-        except Exception:
-            log.exception("Message %s not processed; it will be delivered again", message.get("MessageId"))
-            failed.append(message)
-            continue
+            outcome = events.process(body, message_id)
+        except Exception as err:  # any one message's failure, whatever it is, stays with that message
+            log.exception("Message %s not processed", message_id)
+            try:
+                dead = events.failed(body, message_id, err)
+            except Exception:  # the dead-letter store itself is down: the message comes back anyway
+                log.exception("Could not count the failed try of message %s", message_id)
+                dead = False
+            if not dead:
+                failed.append(message)
+                continue
+            outcome = {"status": "dead_letter"}
         handled.append(message)
         counts[outcome["status"]] += 1
     context["ti"].xcom_push(key=HANDLED_XCOM, value=receipts(handled))

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from healthomics.manifest.model import FlowcellManifest, ManifestError, Problem, Sample
+from healthomics.utils.idempotency import TAG_ATTEMPT, TAG_DAG_ID, TAG_DAG_RUN_ID, TAG_KEY, TAG_TASK_ID, request_id
+from healthomics.utils.service_model import omics_model, request_problems, shape_problems
+from healthomics.utils.text import shown
 
 BATCH = "batch"
 PER_SAMPLE = "per_sample"
@@ -12,6 +15,13 @@ SUBMISSION_MODES = (BATCH, PER_SAMPLE)
 # Tags every sample run carries (on top of the manifest's and the healthomics:* provenance tags).
 TAG_FLOWCELL = "flowcell"
 TAG_SAMPLE = "sample"
+TAG_STEP = "step"
+# The run options of the QC run taken from the manifest's run defaults.
+QC_RUN_OPTIONS = ("storageType", "logLevel", "retentionMode")
+# Stands in for the tags the submitters add to a run (provenance, attempt), at their longest,
+# so a request is checked with as many tags as it will carry.
+_SUBMITTER_TAGS = {TAG_DAG_ID: "d" * 256, TAG_DAG_RUN_ID: "r" * 256, TAG_TASK_ID: "t" * 256, TAG_KEY: "k" * 32}
+_SUBMITTER_TAGS[TAG_ATTEMPT] = "100"
 
 
 def _scope(dag_id: str, manifest: FlowcellManifest, rerun_key: str | None) -> str:
@@ -180,3 +190,89 @@ def slim_entries(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], d
             run = {"id": run["id"]}
         slim.append({"sample_id": entry["sample_id"], follows: run})
     return slim, start_requests
+
+
+def qc_run(dag_id: str, manifest: FlowcellManifest, samples_uri: str, digest: str) -> dict[str, Any]:
+    """HealthOmicsStartRunOperator kwargs of the flowcell's QC run over the samples listed at ``samples_uri``."""
+    assert manifest.qc is not None
+    run_fields = manifest.defaults.run_fields()
+    return {
+        "workflow_id": manifest.qc.workflow_id,
+        "role_arn": manifest.defaults.role_arn,
+        "output_uri": manifest.qc.output_uri,
+        "name": f"{manifest.flowcell_id}-qc"[:128],
+        "parameters": {**manifest.qc.parameters, manifest.qc.samples_parameter: samples_uri},
+        "tags": {**manifest.defaults.tags, TAG_FLOWCELL: manifest.flowcell_id, TAG_STEP: "qc"},
+        "run_options": {k: v for k, v in run_fields.items() if k in QC_RUN_OPTIONS},
+        "idempotency_key": f"{dag_id}/{manifest.flowcell_id}/{manifest.sha256[:16]}/qc/{digest}",
+    }
+
+
+def _start_run(request: dict[str, Any], key: str) -> dict[str, Any]:
+    """A StartRun request as the submitter sends it: with its requestId and every tag it adds."""
+    return {**request, "tags": {**request.get("tags", {}), **_SUBMITTER_TAGS}, "requestId": request_id(key, request)}
+
+
+def submission_problems(
+    dag_id: str,
+    manifest: FlowcellManifest,
+    batches: list[dict[str, Any]],
+    rerun_key: str | None = None,
+) -> list[Problem]:
+    """What the service would refuse in any request this flowcell sends, before one is sent.
+
+    Every sample's StartRun (a clear or a per-sample submission sends it), every run batch's
+    StartRunBatch and each of its run settings, and the QC run's StartRun, checked against the
+    service's model (:mod:`healthomics.utils.service_model`). One bad run setting refuses a
+    whole batch; a problem shared by many samples is listed once, with how many it hits.
+    """
+    found: dict[tuple[str, str], list[str]] = {}
+
+    def add(scope: str, label: str, messages: list[str]) -> None:
+        for message in messages:
+            found.setdefault((scope, message), []).append(label)
+
+    for sample in manifest.samples:
+        request = run_request(manifest, sample)
+        key = sample_key(dag_id, manifest, sample.sample_id, rerun_key)
+        add("sample", sample.sample_id, request_problems("StartRun", _start_run(request, key)))
+    setting_shape = omics_model().shape_for("InlineSetting")
+    for batch in batches:
+        default = batch["default_run_setting"]
+        batch_request = {
+            "batchName": batch["batch_name"],
+            "requestId": request_id(batch["idempotency_key"], {}),
+            "defaultRunSetting": default,
+            "batchRunSettings": {"inlineSettings": batch["run_settings"][:1]},
+            "tags": dict(_SUBMITTER_TAGS),
+        }
+        add("batch", batch["batch_name"], request_problems("StartRunBatch", batch_request))
+        for setting in batch["run_settings"]:
+            messages = shape_problems(setting_shape, setting, "")
+            merged_tags = {**default.get("runTags", {}), **setting.get("runTags", {})}
+            if len(merged_tags) > 50:
+                messages.append(f"runTags: {len(merged_tags)} tags with the batch's; a run takes at most 50")
+            add("sample", setting["runSettingId"], messages)
+    if manifest.qc is not None:
+        qc = qc_run(dag_id, manifest, f"{manifest.qc.output_uri.rstrip('/')}/qc-inputs/x/{'0' * 16}.json", "0" * 16)
+        request = {
+            **qc["run_options"],
+            "workflowId": qc["workflow_id"],
+            "roleArn": qc["role_arn"],
+            "outputUri": qc["output_uri"],
+            "name": qc["name"],
+            "parameters": qc["parameters"],
+            "tags": qc["tags"],
+        }
+        add("qc", "qc", request_problems("StartRun", _start_run(request, qc["idempotency_key"])))
+    problems = []
+    for (scope, message), labels in found.items():
+        if scope == "qc":
+            location = "qc"
+        elif len(labels) == 1:
+            location = f"{scope} {shown(labels[0])}"
+        else:
+            first = ", ".join(shown(label, 40) for label in labels[:3])
+            location = f"{len(labels)} {scope}s ({first}{', ...' if len(labels) > 3 else ''})"
+        problems.append(Problem(location=location, message=f"the service would refuse this: {message}"))
+    return problems

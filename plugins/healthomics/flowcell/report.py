@@ -26,8 +26,9 @@ def run_links(region: str, partition: str, run_id: str | None, run_output_uri: s
         "console": HealthOmicsRunLink().format_link(run_id=run_id, **common),
         "logs": HealthOmicsRunLogsLink().format_link(run_id=run_id, **common),
     }
-    if run_output_uri:
-        links["outputs"] = HealthOmicsRunOutputLink().format_link(run_output_uri=run_output_uri, **common)
+    outputs = HealthOmicsRunOutputLink().format_link(run_output_uri=run_output_uri, **common)
+    if outputs:
+        links["outputs"] = outputs
     return links
 
 

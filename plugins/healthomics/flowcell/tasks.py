@@ -20,19 +20,29 @@ from healthomics.flowcell.plan import (
     BATCH,
     PER_SAMPLE,
     SUBMISSION_MODES,
-    TAG_FLOWCELL,
     batch_groups,
+    qc_run,
     sample_entries,
     select_samples,
     slim_entries,
+    submission_problems,
 )
 from healthomics.flowcell.report import build_report, invalid_manifest_report, render_text
 from healthomics.hooks.omics import HealthOmicsHook
-from healthomics.manifest import FlowcellManifest, ManifestError, ManifestOptions, parse_manifest
+from healthomics.manifest import (
+    FlowcellManifest,
+    ManifestError,
+    ManifestOptions,
+    declared_flowcell_id,
+    parse_manifest,
+)
 from healthomics.manifest.checks import check_inputs, check_workflows
+from healthomics.manifest.parse import FLOWCELL_ID, SNS_TOPIC_ARN
 from healthomics.notifications.report import publish_report
 from healthomics.operators.sample import FAILURE_XCOM
 from healthomics.utils.idempotency import fingerprint
+from healthomics.utils.s3 import InvalidS3UriError, parse_s3_uri, within_any
+from healthomics.utils.text import cut, shown
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +55,8 @@ QC_GATE_TASK = "qc_gate"
 QC_TASK = "qc"
 POLICY_XCOM = "policy"
 PROBLEMS_XCOM = "problems"
+# Problems of an invalid manifest the report carries (each at most 500 characters).
+MAX_REPORTED_PROBLEMS = 1000
 LOAD_TASK = "load_manifest"
 
 # Deployment settings (Airflow Variables), so nothing account-specific lives in code.
@@ -221,8 +233,20 @@ def load_manifest(**context: Any) -> dict[str, Any]:
     aws_conn_id = AWS_CONN_ID
     raw, source = read_manifest(params, aws_conn_id)
     options = manifest_options(params)
+    dag_id = context["ti"].dag_id
+    reuse = dict(params.get("reuse_runs") or {})
+    rerun_key = params.get("rerun_key")
+    mode = params.get("submission_mode", BATCH)
     try:
         manifest = select_samples(parse_manifest(raw, options, source), params.get("samples"), params.get("reuse_runs"))
+        if mode == BATCH and manifest.defaults.workflow_type == "READY2RUN":
+            log.warning("Ready2Run workflows cannot run in a batch: submitting one run per sample")
+            mode = PER_SAMPLE
+        batches = batch_groups(dag_id, manifest, exclude=set(reuse), rerun_key=rerun_key) if mode == BATCH else []
+        # What the service would refuse is found here, before a paid run starts, not by the service.
+        problems = submission_problems(dag_id, manifest, batches, rerun_key)
+        if problems:
+            raise ManifestError(problems, source)
         problems = check_workflows(manifest, _omics(context))
         if params.get("check_inputs", True):
             problems += check_inputs(manifest, S3Hook(aws_conn_id=aws_conn_id))
@@ -230,18 +254,10 @@ def load_manifest(**context: Any) -> dict[str, Any]:
             raise ManifestError(problems, source)
     except ManifestError as err:
         # Invalid input is final: no retry, nothing submitted. The problems stay for the report.
-        context["ti"].xcom_push(key=PROBLEMS_XCOM, value=[str(p) for p in err.problems])
+        context["ti"].xcom_push(key=PROBLEMS_XCOM, value=listed_problems(err))
         raise AirflowFailException(str(err)) from err
-    mode = params.get("submission_mode", BATCH)
-    if mode == BATCH and manifest.defaults.workflow_type == "READY2RUN":
-        log.warning("Ready2Run workflows cannot run in a batch: submitting one run per sample")
-        mode = PER_SAMPLE
     if not manifest.notification.sns_topic_arn:
         manifest.notification.sns_topic_arn = Variable.get(VAR_SNS_TOPIC, default=None)
-    dag_id = context["ti"].dag_id
-    reuse = dict(params.get("reuse_runs") or {})
-    rerun_key = params.get("rerun_key")
-    batches = batch_groups(dag_id, manifest, exclude=set(reuse), rerun_key=rerun_key) if mode == BATCH else []
     plan = {
         "flowcell_id": manifest.flowcell_id,
         "mode": mode,
@@ -270,9 +286,17 @@ def load_manifest(**context: Any) -> dict[str, Any]:
             sample.sample_id,
             sample.workflow_id,
             sample.output_uri,
-            json.dumps(sample.parameters),
+            cut(json.dumps(sample.parameters), 1000),
         )
     return plan
+
+
+def listed_problems(err: ManifestError) -> list[str]:
+    """The problems kept for the report (XCom): each one short, at most MAX_REPORTED_PROBLEMS of them."""
+    listed = [str(p) for p in err.problems[:MAX_REPORTED_PROBLEMS]]
+    if len(err.problems) > MAX_REPORTED_PROBLEMS:
+        listed.append(f"... and {len(err.problems) - MAX_REPORTED_PROBLEMS} more (the load_manifest log lists them)")
+    return listed
 
 
 def proceed(plan: dict[str, Any]) -> bool:
@@ -390,19 +414,7 @@ def qc_gate(**context: Any) -> dict[str, Any]:
         s3.load_string(
             json.dumps({"flowcell_id": manifest.flowcell_id, "samples": completed}), key=key, bucket_name=bucket
         )
-    run_options = {
-        k: v for k, v in manifest.defaults.run_fields().items() if k in ("storageType", "logLevel", "retentionMode")
-    }
-    return {
-        "workflow_id": manifest.qc.workflow_id,
-        "role_arn": manifest.defaults.role_arn,
-        "output_uri": manifest.qc.output_uri,
-        "name": f"{manifest.flowcell_id}-qc"[:128],
-        "parameters": {**manifest.qc.parameters, manifest.qc.samples_parameter: samples_uri},
-        "tags": {**manifest.defaults.tags, TAG_FLOWCELL: manifest.flowcell_id, "step": "qc"},
-        "run_options": run_options,
-        "idempotency_key": f"{context['ti'].dag_id}/{manifest.flowcell_id}/{manifest.sha256[:16]}/qc/{digest}",
-    }
+    return qc_run(context["ti"].dag_id, manifest, samples_uri, digest)
 
 
 def qc_outcome(plan: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
@@ -435,8 +447,12 @@ def _report_uri(plan: dict[str, Any], context: dict[str, Any]) -> str:
     manifest = plan["manifest"]
     configured = manifest["notification"].get("report_uri")
     base = configured or f"{manifest['samples'][0]['output_uri'].rstrip('/')}/_reports/{plan['flowcell_id']}"
-    safe_run_id = "".join(c if c.isalnum() or c in "-_.:" else "_" for c in context["ti"].run_id)
-    return f"{base.rstrip('/')}/{safe_run_id}"
+    return f"{base.rstrip('/')}/{_safe_run_id(context)}"
+
+
+def _safe_run_id(context: dict[str, Any]) -> str:
+    """The DAG run id as one S3 key segment."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_.:") else "_" for c in context["ti"].run_id)
 
 
 def notify(**context: Any) -> dict[str, Any]:
@@ -464,27 +480,53 @@ def notify(**context: Any) -> dict[str, Any]:
     return {"status": report["status"], **delivered}
 
 
+def _invalid_report_base(params: dict[str, Any], problems: list[str]) -> str | None:
+    """Where the report of a refused manifest goes: the ``report_uri`` param if it is a usable,
+    allowed location, else next to the manifest (the lab's own landing place), else nowhere."""
+    allowed = [parse_s3_uri(p) for p in json.loads(Variable.get(VAR_ALLOWED_OUTPUTS, default="[]"))]
+    requested = params.get("report_uri")
+    if requested:
+        try:
+            location = parse_s3_uri(requested)
+            if allowed and not within_any(location, allowed):
+                raise InvalidS3UriError(f"{shown(requested)} is outside the allowed output prefixes")
+            return location.uri
+        except InvalidS3UriError as err:
+            problems.append(f"params, report_uri: {err}; the report is written next to the manifest instead")
+    try:
+        manifest = parse_s3_uri(params.get("manifest_uri"), need_key=True)
+    except InvalidS3UriError:
+        return None
+    return manifest.join(manifest.key.rsplit("/", 1)[0] if "/" in manifest.key else "", "_reports").uri
+
+
 def _notify_invalid_manifest(context: dict[str, Any]) -> dict[str, Any]:
     params = context["params"]
-    problems = context["ti"].xcom_pull(task_ids=LOAD_TASK, key=PROBLEMS_XCOM) or [
-        "the manifest could not be read (see the load_manifest task log)"
-    ]
+    problems = list(
+        context["ti"].xcom_pull(task_ids=LOAD_TASK, key=PROBLEMS_XCOM)
+        or ["the manifest could not be read (see the load_manifest task log)"]
+    )
     manifest_uri = params.get("manifest_uri")
+    # The flowcell id may be what made the manifest invalid: only a valid one names the report.
+    named = params.get("flowcell_id") or declared_flowcell_id(b"", manifest_uri) or ""
+    flowcell_id = named if FLOWCELL_ID.fullmatch(named) else "unnamed-flowcell"
+    base = _invalid_report_base(params, problems)
     report = invalid_manifest_report(
-        flowcell_id=params.get("flowcell_id") or (manifest_uri or "inline").rsplit("/", 1)[-1].rsplit(".", 1)[0],
-        manifest_uri=manifest_uri,
-        problems=list(problems),
+        flowcell_id=flowcell_id,
+        manifest_uri=cut(manifest_uri, 1100) if manifest_uri else None,
+        problems=problems,
         dag_id=context["ti"].dag_id,
         dag_run_id=context["ti"].run_id,
     )
-    base = params.get("report_uri") or (f"{manifest_uri.rsplit('/', 1)[0]}/_reports" if manifest_uri else None)
     topic = params.get("sns_topic_arn") or Variable.get(VAR_SNS_TOPIC, default=None)
+    if topic and not SNS_TOPIC_ARN.fullmatch(str(topic)):
+        log.warning("Not an SNS topic ARN (%s); the report is not published", shown(topic))
+        topic = None
     if base is None:
         log.info("Invalid manifest report (nowhere to write it):\n%s", render_text(report))
         return {"status": report["status"]}
-    safe_run_id = "".join(c if c.isalnum() or c in "-_.:" else "_" for c in context["ti"].run_id)
     delivered = publish_report(
-        report, report_uri=f"{base.rstrip('/')}/{safe_run_id}", sns_topic_arn=topic, aws_conn_id=AWS_CONN_ID
+        report, report_uri=f"{base.rstrip('/')}/{_safe_run_id(context)}", sns_topic_arn=topic, aws_conn_id=AWS_CONN_ID
     )
     return {"status": report["status"], **delivered}
 

@@ -82,6 +82,19 @@ def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
+def error_message(error: ClientError) -> str:
+    """The service's own message (what the report and the task log show)."""
+    return str(error.response.get("Error", {}).get("Message", "") or error)
+
+
+def is_refusal(error: BaseException) -> bool:
+    """The service refused the request itself (a 4xx but throttling and timeouts): trying again changes nothing."""
+    if not isinstance(error, ClientError) or is_throttling(error):
+        return False
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return 400 <= status < 500 and status not in (408, 429)
+
+
 class HealthOmicsHook(AwsBaseHook):
     """
     Interact with AWS HealthOmics workflow runs and run batches.

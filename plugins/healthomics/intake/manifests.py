@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 import re
 from collections.abc import Iterable, Iterator
@@ -21,10 +20,25 @@ from urllib.parse import unquote_plus
 from botocore.exceptions import ClientError
 
 from healthomics.manifest import declared_flowcell_id
+from healthomics.utils.documents import DocumentError, read_json
+from healthomics.utils.s3 import InvalidS3UriError, parse_s3_uri
+from healthomics.utils.text import markdown_literal, shown
 
 log = logging.getLogger(__name__)
 
 MANIFEST_SUFFIXES = (".json", ".csv")
+# Folders of this package's own writes next to manifests (reports of refused manifests, dead
+# letters): never manifests, or a report written there would start a run of its own.
+RESERVED_FOLDERS = ("_reports", "_healthomics")
+# An S3 ETag: hex digits, "-<parts>" for a multipart upload.
+ETAG = re.compile(r"[0-9A-Za-z]{1,64}(-[0-9]{1,5})?")
+VERSION_ID = re.compile(r"[\w.+=/-]{1,1024}", re.ASCII)
+
+
+class MalformedNotificationError(ValueError):
+    """A queue message that is not a usable S3 event notification (the message says why)."""
+
+
 # Airflow's default allowed_run_id_pattern is ^[A-Za-z0-9_.~:+-]+$.
 RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.~:+-]+")
 MAX_FLOWCELL_IN_RUN_ID = 100
@@ -50,24 +64,55 @@ class ManifestObject:
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
     """``s3://<bucket>/<prefix>`` -> ``(bucket, prefix)``; the prefix may be empty."""
-    if not uri.startswith("s3://") or not uri[5:].split("/", 1)[0]:
-        raise ValueError(f"not an s3:// URI: {uri!r}")
-    bucket, _, prefix = uri[5:].partition("/")
-    return bucket, prefix
+    location = parse_s3_uri(uri)
+    return location.bucket, location.key
 
 
 def is_manifest(obj: ManifestObject, prefix_uri: str | None) -> bool:
-    """A manifest file (by suffix) under the watched prefix (any prefix when none is set)."""
+    """A manifest file (by suffix) under the watched prefix (any prefix when none is set).
+
+    Nothing under a reserved folder (``_reports/``, ``_healthomics/``) is one.
+    """
     if not obj.key.lower().endswith(MANIFEST_SUFFIXES) or obj.key.endswith("/"):
+        return False
+    if any(folder in RESERVED_FOLDERS for folder in obj.key.split("/")[:-1]):
         return False
     if not prefix_uri:
         return True
-    bucket, prefix = split_s3_uri(prefix_uri)
-    return obj.bucket == bucket and obj.key.startswith(prefix)
+    return parse_s3_uri(obj.uri).within(parse_s3_uri(prefix_uri))
 
 
 def _clean_etag(etag: str | None) -> str:
     return (etag or "").strip('"')
+
+
+def _manifest_object(bucket: Any, key: Any, etag: Any, version_id: Any, landed: Any) -> ManifestObject:
+    """One announced object, its fields checked: they become run ids, S3 requests and run notes."""
+    if not isinstance(bucket, str) or not isinstance(key, str) or not key:
+        raise MalformedNotificationError("an announced object has no bucket name or key")
+    try:
+        location = parse_s3_uri(f"s3://{bucket}/{key}", need_key=True)
+    except InvalidS3UriError as err:
+        raise MalformedNotificationError(f"announces an object S3 could not hold: {err}") from err
+    cleaned = _clean_etag(etag if isinstance(etag, str) else None)
+    if cleaned and not ETAG.fullmatch(cleaned):
+        raise MalformedNotificationError(f"not an S3 ETag: {shown(cleaned)}")
+    if version_id is not None and (
+        not isinstance(version_id, str) or not re.fullmatch(r"[\w.+=/-]{1,1024}", version_id)
+    ):
+        raise MalformedNotificationError(f"not an S3 version id: {shown(version_id)}")
+    return ManifestObject(location.bucket, location.key, cleaned, version_id, _timestamp(landed))
+
+
+def _timestamp(value: Any) -> str | None:
+    """An ISO 8601 time as given, or None for anything else (it is only shown in the run note)."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value
 
 
 def objects_in_notification(body: Any) -> list[ManifestObject]:
@@ -75,29 +120,48 @@ def objects_in_notification(body: Any) -> list[ManifestObject]:
 
     Understands S3 event notifications (``Records``, keys URL-encoded), the same wrapped in an
     SNS notification, and EventBridge "Object Created" events. ``s3:TestEvent`` and other
-    events announce nothing. Raises ``ValueError`` for a body that is none of these.
+    events announce nothing. Raises :class:`MalformedNotificationError` for a body that is none
+    of these, or that announces an object no S3 could hold; never anything else.
     """
+    try:
+        return _objects_in(body, wrapped=False)
+    except MalformedNotificationError:
+        raise
+    except (KeyError, TypeError, AttributeError, ValueError) as err:  # a field missing or of the wrong type
+        raise MalformedNotificationError(f"not an S3 event notification ({type(err).__name__}: {shown(err)})") from err
+
+
+def _objects_in(body: Any, wrapped: bool) -> list[ManifestObject]:
     if isinstance(body, str):
-        body = json.loads(body)
+        try:
+            document = read_json(body, root="message")
+        except DocumentError as err:
+            raise MalformedNotificationError(str(err)) from err
+        if document.problems:
+            path, problem = document.problems[0]
+            raise MalformedNotificationError(f"{path}: {problem}")
+        body = document.value
     if not isinstance(body, dict):
-        raise ValueError("not a JSON object")
-    if body.get("Type") == "Notification" and "Message" in body:  # S3 -> SNS -> SQS
-        return objects_in_notification(body["Message"])
+        raise MalformedNotificationError("not a JSON object")
+    if body.get("Type") == "Notification" and "Message" in body and not wrapped:  # S3 -> SNS -> SQS
+        return _objects_in(body["Message"], wrapped=True)
     if body.get("Event") == "s3:TestEvent":
         return []
     if "Records" in body:
+        if not isinstance(body["Records"], list):
+            raise MalformedNotificationError("Records is not a list")
         found = []
         for record in body["Records"]:
             if not str(record.get("eventName", "")).startswith("ObjectCreated"):
                 continue
             s3 = record["s3"]
             found.append(
-                ManifestObject(
-                    bucket=s3["bucket"]["name"],
-                    key=unquote_plus(s3["object"]["key"]),
-                    etag=_clean_etag(s3["object"].get("eTag")),
-                    version_id=s3["object"].get("versionId"),
-                    last_modified=record.get("eventTime"),
+                _manifest_object(
+                    s3["bucket"]["name"],
+                    unquote_plus(s3["object"]["key"]),
+                    s3["object"].get("eTag"),
+                    s3["object"].get("versionId"),
+                    record.get("eventTime"),
                 )
             )
         return found
@@ -106,15 +170,15 @@ def objects_in_notification(body: Any) -> list[ManifestObject]:
             return []
         detail = body["detail"]
         return [
-            ManifestObject(
-                bucket=detail["bucket"]["name"],
-                key=detail["object"]["key"],
-                etag=_clean_etag(detail["object"].get("etag")),
-                version_id=detail["object"].get("version-id"),
-                last_modified=body.get("time"),
+            _manifest_object(
+                detail["bucket"]["name"],
+                detail["object"]["key"],
+                detail["object"].get("etag"),
+                detail["object"].get("version-id"),
+                body.get("time"),
             )
         ]
-    raise ValueError("neither an S3 event notification nor an EventBridge S3 event")
+    raise MalformedNotificationError("neither an S3 event notification nor an EventBridge S3 event")
 
 
 def list_manifests(
@@ -193,5 +257,6 @@ def flowcell_runs(s3_client: Any, objects: Iterable[ManifestObject]) -> Iterator
         yield {
             "trigger_run_id": run_id,
             "conf": {"manifest_uri": obj.uri, "manifest_etag": obj.etag},
-            "note": f"Manifest {obj.uri} (ETag {obj.etag}) landed {obj.last_modified or ''}".strip(),
+            # Airflow renders notes as Markdown: the key is shown as code, never as a link.
+            "note": f"Manifest {markdown_literal(obj.uri)} (ETag {obj.etag}) landed {obj.last_modified or ''}".strip(),
         }

@@ -15,8 +15,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
 
-from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.links.base_aws import BASE_AWS_CONSOLE_LINK, BaseAwsLink
+
+from healthomics.utils.s3 import InvalidS3UriError, parse_s3_uri
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
@@ -68,12 +69,12 @@ class HealthOmicsRunOutputLink(BaseAwsLink):
     format_str = "https://s3.console.{aws_domain}/s3/buckets/{bucket}?region={region_name}&prefix={prefix}"
 
     def format_link(self, **kwargs: Any) -> str:
-        uri = kwargs.get("run_output_uri")
-        if not uri:
-            return ""
-        bucket, key = S3Hook.parse_s3_url(uri)
-        kwargs["bucket"] = bucket
-        kwargs["prefix"] = quote(key.rstrip("/") + "/", safe="/")
+        try:
+            location = parse_s3_uri(kwargs.get("run_output_uri"))
+        except InvalidS3UriError:
+            return ""  # no output yet, or nothing an S3 console could show
+        kwargs["bucket"] = location.bucket
+        kwargs["prefix"] = quote(location.key.rstrip("/") + "/", safe="/")
         return super().format_link(**kwargs)
 
 

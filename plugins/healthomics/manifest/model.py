@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from healthomics.utils.text import cut
 
 ManifestFormat = Literal["reference", "native", "samplesheet"]
 
 # The service's own limits (StartRunBatch s3UriSettings; runSettingId; run name).
 MAX_SAMPLES = 100_000
 MAX_ID_LENGTH = 128
+# Problems an error message lists (the rest are counted); the XCom and the report keep more.
+MAX_PROBLEMS_IN_MESSAGE = 100
 
 
 class Problem(BaseModel):
@@ -21,6 +25,12 @@ class Problem(BaseModel):
     location: str  # e.g. "row 7", "flowcellSamples[3]", "samples[2].parameters", "manifest"
     field: str | None = None
     message: str
+
+    @field_validator("location", "field", "message")
+    @classmethod
+    def _short(cls, value: str | None) -> str | None:
+        """A problem echoes input; a 50 MB value must not become a 50 MB message."""
+        return cut(value) if value is not None else None
 
     def __str__(self) -> str:
         where = f"{self.location}, {self.field}" if self.field else self.location
@@ -33,9 +43,12 @@ class ManifestError(ValueError):
     def __init__(self, problems: list[Problem], source: str | None = None) -> None:
         self.problems = problems
         self.source = source
-        head = f"Manifest {source} is invalid" if source else "Manifest is invalid"
+        head = f"Manifest {cut(source, 300)} is invalid" if source else "Manifest is invalid"
         noun = "problem" if len(problems) == 1 else "problems"
-        super().__init__(f"{head} ({len(problems)} {noun}):\n" + "\n".join(f"  - {p}" for p in problems))
+        listed = [f"  - {p}" for p in problems[:MAX_PROBLEMS_IN_MESSAGE]]
+        if len(problems) > MAX_PROBLEMS_IN_MESSAGE:
+            listed.append(f"  ... and {len(problems) - MAX_PROBLEMS_IN_MESSAGE} more")
+        super().__init__(f"{head} ({len(problems)} {noun}):\n" + "\n".join(listed))
 
 
 class RunDefaults(BaseModel):

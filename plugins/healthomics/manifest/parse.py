@@ -32,7 +32,6 @@ from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
 from healthomics.manifest.model import (
-    MAX_ID_LENGTH,
     MAX_SAMPLES,
     FlowcellManifest,
     ManifestError,
@@ -44,6 +43,10 @@ from healthomics.manifest.model import (
     RunDefaults,
     Sample,
 )
+from healthomics.utils.documents import DocumentError, nesting_problems, read_json
+from healthomics.utils.s3 import InvalidS3UriError, S3Uri, parse_s3_uri, within_any
+from healthomics.utils.service_model import named_shape_problems
+from healthomics.utils.text import shown
 
 # How manifest fields become workflow parameters unless the manifest or the DAG says otherwise.
 # A value that is exactly "{name}" takes the field as is (a list for several lanes).
@@ -53,15 +56,17 @@ DEFAULT_PARAMETER_MAPS: dict[str, dict[str, Any]] = {
 }
 DEFAULT_QC_PARAMETER_MAP: dict[str, Any] = {"qc_config": "{qc_file}"}
 
-S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<key>.*))?$")
-WORKFLOW_ID = re.compile(r"^[0-9]{1,18}$")
+# Patterns are applied with fullmatch: a "$" anchor would also match before a trailing newline.
+WORKFLOW_ID = re.compile(r"[0-9]{1,18}")
 WORKFLOW_ARN = re.compile(
-    r"^arn:(?P<partition>aws[\w-]*):(?P<service>[a-z-]+):(?P<region>[a-z0-9-]*):"
-    r"(?P<account>[0-9]{0,12}):workflow/(?P<id>[^/]+)$"
+    r"arn:(?P<partition>aws[\w-]*):(?P<service>[a-z-]+):(?P<region>[a-z0-9-]*):"
+    r"(?P<account>[0-9]{0,12}):workflow/(?P<id>[^/]+)",
+    re.ASCII,
 )
-ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+$")
-# runSettingId and run names: printable, no control characters, at most 128 characters.
-SAMPLE_ID = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
+ROLE_ARN = re.compile(r"arn:aws[\w-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}", re.ASCII)
+SNS_TOPIC_ARN = re.compile(r"arn:aws[\w-]*:sns:[a-z0-9-]+:[0-9]{12}:[\w-]{1,256}(\.fifo)?", re.ASCII)
+# A flowcell id goes into run names, S3 keys of reports, DAG run ids and the SNS subject.
+FLOWCELL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -101,27 +106,32 @@ class _Collector:
             return None
         return value.strip()
 
-    def s3_uri(self, value: str | None, location: str, field_name: str) -> str | None:
+    def s3_uri(self, value: Any, location: str, field_name: str | None, *, need_key: bool = False) -> str | None:
+        """``value`` if it is a usable ``s3://`` URI (``need_key``: an object or prefix, not a bucket)."""
         if value is None:
             return None
-        if not S3_URI.match(value):
-            self.add(location, field_name, f"not a valid s3:// URI: {value!r}")
+        try:
+            parse_s3_uri(value, need_key=need_key)
+        except InvalidS3UriError as err:
+            self.add(location, field_name, str(err))
             return None
-        return value
+        return str(value)
 
     def workflow_id(self, value: str | None, location: str, field_name: str) -> str | None:
         if value is None:
             return None
-        if WORKFLOW_ID.match(value):
+        if WORKFLOW_ID.fullmatch(value):
             return value
-        arn = WORKFLOW_ARN.match(value)
+        arn = WORKFLOW_ARN.fullmatch(value)
         if arn:
             if arn["service"] != "omics":
-                self.add(location, field_name, f"not a HealthOmics workflow ARN (service must be 'omics'): {value}")
+                self.add(
+                    location, field_name, f"not a HealthOmics workflow ARN (service must be 'omics'): {shown(value)}"
+                )
                 return None
-            if WORKFLOW_ID.match(arn["id"]):
+            if WORKFLOW_ID.fullmatch(arn["id"]):
                 return arn["id"]
-        self.add(location, field_name, f"workflow id must be numeric (or an omics workflow ARN): {value!r}")
+        self.add(location, field_name, f"workflow id must be numeric (or an omics workflow ARN): {shown(value)}")
         return None
 
 
@@ -150,18 +160,19 @@ def _flowcell_from_uri(source_uri: str | None) -> str | None:
 def declared_flowcell_id(raw: bytes | str | dict[str, Any], source_uri: str | None = None) -> str | None:
     """The flowcell id a manifest declares, by the rule :func:`parse_manifest` follows.
 
-    The native format's ``flowcell_id``, else the file name's stem. Validates nothing, so it
-    also names a manifest too broken to parse.
+    The native format's ``flowcell_id``, else the file name's stem. Never raises, so it also
+    names a manifest too broken to parse (whose run then fails on it and says why); a declared
+    id that is not a valid flowcell id is passed over for the file name.
     """
     document: Any = raw
     if not isinstance(raw, dict):
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         try:
-            document = json.loads(text) if text.lstrip().startswith("{") else None
-        except ValueError:
+            document = read_json(text).value if text.lstrip().startswith("{") else None
+        except DocumentError:
             document = None
     declared = document.get("flowcell_id") if isinstance(document, dict) else None
-    if isinstance(declared, str) and declared.strip():
+    if isinstance(declared, str) and FLOWCELL_ID.fullmatch(declared.strip()):
         return declared.strip()
     return _flowcell_from_uri(source_uri)
 
@@ -209,7 +220,7 @@ def _parse_reference(document: dict[str, Any], options: ManifestOptions, problem
         sample_id = problems.require(row, "sampleId", where)
         if sample_id:
             ids.append((sample_id, where))
-        fastq = problems.s3_uri(problems.require(row, "fastqFileRef", where), where, "fastqFileRef")
+        fastq = problems.s3_uri(problems.require(row, "fastqFileRef", where), where, "fastqFileRef", need_key=True)
         workflow = problems.workflow_id(
             problems.require(row, "ahoSampleWorkflowId", where) if not options.workflow_id else options.workflow_id,
             where,
@@ -239,7 +250,9 @@ def _parse_reference(document: dict[str, Any], options: ManifestOptions, problem
         if not isinstance(qc_doc, dict):
             problems.add(where, None, "must be an object")
         else:
-            qc_file = problems.s3_uri(problems.require(qc_doc, "qcWorkflowFileRef", where), where, "qcWorkflowFileRef")
+            qc_file = problems.s3_uri(
+                problems.require(qc_doc, "qcWorkflowFileRef", where), where, "qcWorkflowFileRef", need_key=True
+            )
             qc_workflow = problems.workflow_id(
                 options.qc_workflow_id or problems.require(qc_doc, "ahoQcWorkflowId", where), where, "ahoQcWorkflowId"
             )
@@ -270,9 +283,32 @@ def _json_path(path: Any) -> str:
     return out
 
 
+def _path_order(error: Any) -> list[tuple[int, int, str]]:
+    """Sort key of a schema error's path (list indexes in numeric order, names by name)."""
+    return [(0, part, "") if isinstance(part, int) else (1, 0, str(part)) for part in error.path]
+
+
+def _schema_message(error: Any) -> str:
+    """A schema error's message, echoing the offending value only as a short prefix."""
+    instance, rule, limit = error.instance, error.validator, error.validator_value
+    if rule in ("maxLength", "minLength") and isinstance(instance, str):
+        bound = "most" if rule == "maxLength" else "least"
+        return f"{shown(instance)} has {len(instance):,} characters; at {bound} {limit} allowed"
+    if rule in ("maxItems", "minItems", "maxProperties") and isinstance(instance, list | dict):
+        bound = "least" if rule == "minItems" else "most"
+        return f"{len(instance):,} entries; at {bound} {limit:,} allowed"
+    if rule == "pattern":
+        return f"{shown(instance)} does not match {limit}"
+    if rule == "enum":
+        return f"{shown(instance)} is not one of {', '.join(str(v) for v in limit)}"
+    if rule == "type":
+        return f"{shown(instance)} is not of type {limit if isinstance(limit, str) else ' or '.join(limit)}"
+    return str(error.message)
+
+
 def _parse_native(document: dict[str, Any], options: ManifestOptions, problems: _Collector) -> dict[str, Any]:
-    for error in sorted(Draft202012Validator(native_schema()).iter_errors(document), key=lambda e: list(e.path)):
-        problems.add(_json_path(error.path), None, error.message)
+    for error in sorted(Draft202012Validator(native_schema()).iter_errors(document), key=_path_order):
+        problems.add(_json_path(error.path), None, _schema_message(error))
     if problems.problems:
         return {}
     workflow = document.get("workflow", {})
@@ -296,6 +332,9 @@ def _parse_native(document: dict[str, Any], options: ManifestOptions, problems: 
             problems.add(where, "output_uri", "no output location: set run_defaults.output_uri or the sample's")
         problems.s3_uri(output, where, "output_uri")
         parameters = {**default_parameters, **entry.get("parameters", {})}
+        inputs = sorted(_s3_values(parameters))
+        for uri in inputs:
+            problems.s3_uri(uri, f"{where}.parameters", None, need_key=True)
         samples.append(
             {
                 "sample_id": entry["sample_id"],
@@ -305,7 +344,7 @@ def _parse_native(document: dict[str, Any], options: ManifestOptions, problems: 
                 "name": entry.get("name"),
                 "priority": entry.get("priority"),
                 "tags": entry.get("tags", {}),
-                "inputs": sorted(_s3_values(parameters)),
+                "inputs": inputs,
                 "location": where,
             }
         )
@@ -330,35 +369,84 @@ def _parse_native(document: dict[str, Any], options: ManifestOptions, problems: 
 
 
 def _s3_values(value: Any) -> set[str]:
-    if isinstance(value, str):
-        return {value} if value.startswith("s3://") else set()
-    if isinstance(value, dict):
-        return set().union(*(_s3_values(v) for v in value.values())) if value else set()
-    if isinstance(value, list):
-        return set().union(*(_s3_values(v) for v in value)) if value else set()
-    return set()
+    """Every string in a parameter document that names an S3 location (the sample's inputs)."""
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str) and item.startswith("s3://"):
+            found.add(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
 
 
 # -- nf-core style samplesheet -------------------------------------------------------------
 
 
+def _read_table(text: str, problems: _Collector) -> tuple[list[str], list[tuple[int, dict[str, str]]]] | None:
+    """Header and rows (numbered as records, the header being row 1) as dicts; None if unreadable.
+
+    Nothing is dropped without a word: a column named twice, a value under an unnamed column
+    or past the last column, and text the csv module cannot read are all problems.
+    """
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    records: list[list[str]] = []
+    try:
+        records.extend(reader)
+    except csv.Error as err:  # a NUL byte, a field past the csv module's size limit, ...
+        problems.add(f"row {len(records) + 1}", None, f"cannot be read as CSV: {err}")
+        return None
+    columns = [c.strip() for c in records[0]] if records else []
+    positions: dict[str, list[int]] = {}
+    for index, name in enumerate(columns, start=1):
+        if name:
+            positions.setdefault(name, []).append(index)
+    for name, where in positions.items():
+        if len(where) > 1:
+            numbers = ", ".join(str(i) for i in where)
+            problems.add("header", name, f"column appears {len(where)} times (columns {numbers}); one would be lost")
+    rows = []
+    for row_number, values in enumerate(records[1:], start=2):
+        row: dict[str, str] = {}
+        for index, value in enumerate(values):
+            value = value.strip()
+            name = columns[index] if index < len(columns) else ""
+            if name:
+                row.setdefault(name, value)
+            elif value:
+                if index < len(columns):
+                    message = f"value {shown(value)} in column {index + 1}, which has no name in the header"
+                else:
+                    message = f"{len(values)} values, but the header names {len(columns)} columns"
+                problems.add(f"row {row_number}", None, message)
+                if index >= len(columns):
+                    break
+        rows.append((row_number, row))
+    return columns, rows
+
+
 def _parse_samplesheet(text: str, options: ManifestOptions, problems: _Collector) -> dict[str, Any]:
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    columns = [c.strip() for c in (reader.fieldnames or [])]
+    table = _read_table(text, problems)
+    if table is None:
+        return {}
+    columns, rows = table
     for required in ("sample", "fastq_1"):
         if required not in columns:
-            problems.add("header", required, f"required column is missing (columns: {', '.join(columns) or 'none'})")
+            listed = ", ".join(shown(c, 40) for c in columns[:20]) or "none"
+            problems.add("header", required, f"required column is missing (columns: {listed})")
     if problems.problems:
         return {}
     if not options.workflow_id:
         problems.add("manifest", "workflow_id", "a samplesheet names no workflow: give the workflow_id parameter")
     if not options.output_uri:
         problems.add("manifest", "output_uri", "a samplesheet names no output location: give the output_uri parameter")
-    extra = [c for c in columns if c not in ("sample", "fastq_1", "fastq_2")]
+    extra = [c for c in dict.fromkeys(columns) if c and c not in ("sample", "fastq_1", "fastq_2")]
     lanes: dict[str, list[tuple[int, dict[str, str]]]] = {}
     seen_files: dict[str, int] = {}
-    for row_number, raw in enumerate(reader, start=2):
-        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+    for row_number, row in rows:
         where = f"row {row_number}"
         if not any(row.values()):
             continue
@@ -367,15 +455,15 @@ def _parse_samplesheet(text: str, options: ManifestOptions, problems: _Collector
             problems.add(where, "sample", "required field is missing or empty")
             continue
         if " " in sample:
-            problems.add(where, "sample", f"sample names cannot contain spaces: {sample!r}")
+            problems.add(where, "sample", f"sample names cannot contain spaces: {shown(sample)}")
         for column in ("fastq_1", "fastq_2"):
             value = row.get(column, "")
             if column == "fastq_1" and not value:
                 problems.add(where, column, "required field is missing or empty")
             elif value:
-                problems.s3_uri(value, where, column)
+                problems.s3_uri(value, where, column, need_key=True)
                 if value in seen_files:
-                    problems.add(where, column, f"{value} is already listed in row {seen_files[value]}")
+                    problems.add(where, column, f"{shown(value)} is already listed in row {seen_files[value]}")
                 seen_files.setdefault(value, row_number)
         lanes.setdefault(sample, []).append((row_number, row))
     samples = []
@@ -385,7 +473,7 @@ def _parse_samplesheet(text: str, options: ManifestOptions, problems: _Collector
         where = f"row {first_row}"
         paired = {bool(r.get("fastq_2")) for _, r in rows}
         if len(paired) > 1:
-            problems.add(where, "fastq_2", f"sample {sample_id} mixes single-end and paired-end lanes")
+            problems.add(where, "fastq_2", f"sample {shown(sample_id)} mixes single-end and paired-end lanes")
         fastq_1 = [r["fastq_1"] for _, r in rows if r.get("fastq_1")]
         fastq_2 = [r["fastq_2"] for _, r in rows if r.get("fastq_2")]
         values: dict[str, Any] = {
@@ -398,7 +486,8 @@ def _parse_samplesheet(text: str, options: ManifestOptions, problems: _Collector
         for column in extra:
             distinct = {r.get(column, "") for _, r in rows}
             if len(distinct) > 1:
-                problems.add(where, column, f"lanes of sample {sample_id} disagree: {sorted(distinct)}")
+                values_seen = ", ".join(shown(v, 40) for v in sorted(distinct)[:5])
+                problems.add(where, column, f"lanes of sample {shown(sample_id)} disagree: {values_seen}")
             values[column] = rows[0][1].get(column, "")
         parameters = render_parameters(mapping, values, f"{where} parameters", problems)
         if isinstance(parameters, dict):
@@ -424,8 +513,45 @@ def _parse_samplesheet(text: str, options: ManifestOptions, problems: _Collector
 # -- common checks and assembly ---------------------------------------------------------------
 
 
+def _sample_id_problems(sample_id: str) -> list[str]:
+    """Why ``sample_id`` cannot name a run (it is the batch's runSettingId and part of the run name)."""
+    found = named_shape_problems("RunSettingId", sample_id, "")
+    if not found and sample_id.strip() != sample_id:
+        found.append(f"{shown(sample_id)} starts or ends with white space")
+    return found
+
+
+def _allowed_prefixes(options: ManifestOptions, problems: _Collector) -> list[S3Uri]:
+    prefixes = []
+    for index, prefix in enumerate(options.allowed_output_prefixes):
+        try:
+            prefixes.append(parse_s3_uri(prefix))
+        except InvalidS3UriError as err:
+            problems.add("allowed output prefixes", f"[{index}]", f"{err} (fix the deployment's setting)")
+    return prefixes
+
+
+def _check_allowed(
+    uri: str | None, prefixes: list[S3Uri], options: ManifestOptions, where: str, field_name: str, problems: _Collector
+) -> None:
+    """Outputs, QC outputs and reports go only under the deployment's allowed prefixes (when it sets any)."""
+    if not uri or not options.allowed_output_prefixes:
+        return
+    try:
+        location = parse_s3_uri(uri)
+    except InvalidS3UriError:
+        return  # already a problem of its own
+    if not within_any(location, prefixes):
+        allowed = ", ".join(shown(p, 100) for p in options.allowed_output_prefixes[:10])
+        problems.add(where, field_name, f"{shown(uri, 200)} is outside the allowed output prefixes ({allowed})")
+
+
 def _common_checks(
-    samples: list[dict[str, Any]], ids: list[tuple[str, str]], options: ManifestOptions, problems: _Collector
+    samples: list[dict[str, Any]],
+    ids: list[tuple[str, str]],
+    prefixes: list[S3Uri],
+    options: ManifestOptions,
+    problems: _Collector,
 ) -> None:
     """Checks over every sample id seen (even in rows with other problems) and every valid sample."""
     if not ids and not problems.problems:
@@ -434,24 +560,38 @@ def _common_checks(
         problems.add("manifest", "samples", f"{len(ids)} samples; a run batch takes at most {MAX_SAMPLES}")
     first_seen: dict[str, str] = {}
     for sample_id, where in ids:
-        if not SAMPLE_ID.match(sample_id):
-            problems.add(where, "sample_id", f"must be 1-{MAX_ID_LENGTH} printable characters: {sample_id!r}")
+        for message in _sample_id_problems(sample_id):
+            problems.add(where, "sample_id", message)
         if sample_id in first_seen:
-            problems.add(where, "sample_id", f"duplicate sample id {sample_id!r} (first at {first_seen[sample_id]})")
+            problems.add(
+                where, "sample_id", f"duplicate sample id {shown(sample_id)} (first at {first_seen[sample_id]})"
+            )
         first_seen.setdefault(sample_id, where)
     for sample in samples:
-        where = sample["location"]
-        output = sample.get("output_uri")
-        if (
-            output
-            and options.allowed_output_prefixes
-            and not any(output.startswith(prefix) for prefix in options.allowed_output_prefixes)
-        ):
-            problems.add(
-                where,
-                "output_uri",
-                f"{output} is outside the allowed output prefixes ({', '.join(options.allowed_output_prefixes)})",
-            )
+        _check_allowed(sample.get("output_uri"), prefixes, options, sample["location"], "output_uri", problems)
+
+
+def _flowcell_id(options: ManifestOptions, declared: Any, source_uri: str | None, problems: _Collector) -> str | None:
+    """The flowcell id (the parameter, else the manifest's, else the file name's), if it is a valid one."""
+    value: Any
+    if options.flowcell_id:
+        value, where, origin = options.flowcell_id, "params", ""
+    elif declared:
+        value, where, origin = declared, "manifest", ""
+    else:
+        value, where, origin = _flowcell_from_uri(source_uri), "manifest", " (taken from the file name)"
+    if not value:
+        problems.add("manifest", "flowcell_id", "no flowcell id: give the flowcell_id parameter")
+        return None
+    if not isinstance(value, str) or not FLOWCELL_ID.fullmatch(value):
+        problems.add(
+            where,
+            "flowcell_id",
+            f"{shown(value)}{origin} is not a flowcell id: 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit" + ("; give the flowcell_id parameter" if origin else ""),
+        )
+        return None
+    return value
 
 
 def parse_manifest(
@@ -460,7 +600,14 @@ def parse_manifest(
     """Parse and validate a manifest; raise :class:`ManifestError` listing every problem."""
     options = options or ManifestOptions()
     problems = _Collector()
+    for name, value in (("params.parameter_map", options.parameter_map), ("params.run_defaults", options.run_defaults)):
+        nested = nesting_problems(value, root=name)
+        if nested:
+            raise ManifestError([Problem(location=name, message=nested[0])], source_uri)
     if isinstance(raw, dict):
+        nested = nesting_problems(raw, root="manifest")
+        if nested:
+            raise ManifestError([Problem(location="manifest", message=nested[0])], source_uri)
         document: Any = raw
         text = None
         content = json.dumps(raw, sort_keys=True).encode()
@@ -473,11 +620,12 @@ def parse_manifest(
         document = None
         if text.lstrip().startswith(("{", "[")):
             try:
-                document = json.loads(text)
-            except ValueError as err:
-                raise ManifestError(
-                    [Problem(location="manifest", message=f"not valid JSON: {err}")], source_uri
-                ) from err
+                parsed_json = read_json(text, root="manifest")
+            except DocumentError as err:
+                raise ManifestError([Problem(location="manifest", message=str(err))], source_uri) from err
+            document = parsed_json.value
+            for path, message in parsed_json.problems:  # keys given twice: listed with every other problem
+                problems.add(path, None, message)
     fmt = _detect(document, text, source_uri)
     if fmt is None:
         raise ManifestError(
@@ -498,26 +646,34 @@ def parse_manifest(
         assert text is not None
         parsed = _parse_samplesheet(text, options, problems)
     samples = parsed.get("samples", [])
-    _common_checks(samples, parsed.get("ids", []), options, problems)
+    prefixes = _allowed_prefixes(options, problems)
+    _common_checks(samples, parsed.get("ids", []), prefixes, options, problems)
 
-    flowcell_id = options.flowcell_id or parsed.get("flowcell_id") or _flowcell_from_uri(source_uri)
-    if not flowcell_id:
-        problems.add("manifest", "flowcell_id", "no flowcell id: give the flowcell_id parameter")
+    flowcell_id = _flowcell_id(options, parsed.get("flowcell_id"), source_uri, problems)
     defaults = {**parsed.get("defaults", {}), **options.run_defaults}
     if options.role_arn:
         defaults["role_arn"] = options.role_arn
     if not defaults.get("role_arn"):
         problems.add("manifest", "role_arn", "no run role: give the role_arn parameter or run_defaults.role_arn")
-    elif not ROLE_ARN.match(defaults["role_arn"]):
-        problems.add("manifest", "role_arn", f"not an IAM role ARN: {defaults['role_arn']!r}")
+    elif not isinstance(defaults["role_arn"], str) or not ROLE_ARN.fullmatch(defaults["role_arn"]):
+        problems.add("manifest", "role_arn", f"not an IAM role ARN: {shown(defaults['role_arn'])}")
     notification = {**parsed.get("notification", {})}
     if options.sns_topic_arn:
         notification["sns_topic_arn"] = options.sns_topic_arn
     if options.report_uri:
         notification["report_uri"] = options.report_uri
+    where = "params" if options.report_uri else "notification"
+    problems.s3_uri(notification.get("report_uri"), where, "report_uri")
+    _check_allowed(notification.get("report_uri"), prefixes, options, where, "report_uri", problems)
+    topic = notification.get("sns_topic_arn")
+    if topic is not None and (not isinstance(topic, str) or not SNS_TOPIC_ARN.fullmatch(topic)):
+        where = "params" if options.sns_topic_arn else "notification"
+        problems.add(where, "sns_topic_arn", f"not an SNS topic ARN: {shown(topic)}")
     qc = parsed.get("qc")
-    if qc is not None and options.qc_min_completed_fraction is not None:
-        qc.setdefault("policy", {})["min_completed_fraction"] = options.qc_min_completed_fraction
+    if qc is not None:
+        _check_allowed(qc.get("output_uri"), prefixes, options, "qc", "output_uri", problems)
+        if options.qc_min_completed_fraction is not None:
+            qc.setdefault("policy", {})["min_completed_fraction"] = options.qc_min_completed_fraction
     if problems.problems:
         raise ManifestError(problems.problems, source_uri)
     try:
@@ -534,7 +690,7 @@ def parse_manifest(
     except ValidationError as err:
         raise ManifestError(
             [
-                Problem(location=".".join(str(p) for p in e["loc"]) or "manifest", message=e["msg"])
+                Problem(location=".".join(str(p) for p in e["loc"]) or "manifest", message=str(e["msg"]))
                 for e in err.errors()
             ],
             source_uri,

@@ -10,9 +10,43 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.hooks.sns import SnsHook
 
 from healthomics.flowcell.report import render_text
+from healthomics.utils.text import one_line
 
 log = logging.getLogger(__name__)
 SNS_SUBJECT_MAX = 100
+# SNS takes 256 KiB a message, attributes and subject included; the full report is in S3.
+SNS_MESSAGE_MAX_BYTES = 256 * 1024 - 4096
+
+
+def _fits(text: str) -> bool:
+    return len(text.encode()) <= SNS_MESSAGE_MAX_BYTES
+
+
+def sns_text(report: dict[str, Any]) -> str:
+    """The report's text as SNS can carry it (it refuses a larger message on every try).
+
+    The whole text if it fits; else the samples that did not complete (the ones someone must
+    look at) with the COMPLETED ones counted; else as many lines as fit. Whatever is left out
+    is said, with where the full report is.
+    """
+    text = render_text(report)
+    if _fits(text):
+        return text
+    not_completed = [s for s in report["samples"] if s["status"] != "COMPLETED"]
+    omitted = len(report["samples"]) - len(not_completed)
+    text = render_text({**report, "samples": not_completed})
+    note = f"({omitted} COMPLETED samples are not listed here; the full report lists every sample.)\n"
+    if _fits(text + note):
+        return text + note
+    lines, kept, size = text.splitlines(keepends=True), [], 0
+    budget = SNS_MESSAGE_MAX_BYTES - 1024
+    for line in lines:
+        size += len(line.encode())
+        if size > budget:
+            break
+        kept.append(line)
+    tail = f"\n... {len(lines) - len(kept)} more lines are in the full report: {report.get('report_uri') or 'in S3'}\n"
+    return "".join(kept) + tail
 
 
 def publish_report(
@@ -38,12 +72,13 @@ def publish_report(
     s3.load_string(text, key=key, bucket_name=bucket, replace=True)
     delivered: dict[str, Any] = {"report_json": f"{base}/report.json", "report_text": f"{base}/report.txt"}
     if sns_topic_arn:
-        subject = f"[{report['status']}] flowcell {report['flowcell_id']}"[:SNS_SUBJECT_MAX]
+        # A subject is printable ASCII on one line (SNS refuses anything else).
+        subject = one_line(f"[{report['status']}] flowcell {report['flowcell_id']}", SNS_SUBJECT_MAX)
         message_id = SnsHook(aws_conn_id=aws_conn_id, region_name=region_name).publish_to_target(
             target_arn=sns_topic_arn,
-            message=text,
+            message=sns_text(report),
             subject=subject,
-            message_attributes={"flowcell": report["flowcell_id"], "status": report["status"]},
+            message_attributes={"flowcell": one_line(report["flowcell_id"], 128), "status": report["status"]},
         )
         delivered["sns_message_id"] = message_id
         log.info("Published the report of flowcell %s to %s", report["flowcell_id"], sns_topic_arn)

@@ -11,15 +11,22 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from airflow.providers.common.compat.sdk import conf
+from airflow.providers.common.compat.sdk import AirflowFailException, conf
 from botocore.exceptions import ClientError
 
 from healthomics.exceptions import HealthOmicsSubmissionError
-from healthomics.hooks.omics import BATCH_CANCELLABLE_STATES, HealthOmicsHook, error_code
+from healthomics.hooks.omics import (
+    BATCH_CANCELLABLE_STATES,
+    HealthOmicsHook,
+    error_code,
+    error_message,
+    is_refusal,
+)
 from healthomics.links.omics import HealthOmicsBatchLink
 from healthomics.triggers.base import connection_kwargs, deadline_after
 from healthomics.triggers.batch import HealthOmicsBatchSubmissionTrigger
 from healthomics.utils.idempotency import attempt_tags, default_idempotency_key, provenance_tags, request_id
+from healthomics.utils.text import cut
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -51,8 +58,10 @@ class HealthOmicsStartRunBatchOperator(AwsBaseOperator[HealthOmicsHook]):
 
     Runs whose submission failed are reported with the service's reason; with
     ``fail_on_submission_failure`` the task then fails (after pushing that result to XCom), so a
-    flowcell DAG can instead let per-sample tasks report them. Killing the task while it waits
-    cancels the batch.
+    flowcell DAG can instead let per-sample tasks report them. A batch the service refuses
+    outright (a 4xx other than throttling: ``ValidationException``, ``AccessDeniedException``,
+    ...) is not retried: every run of it is reported failed with the service's code and message
+    (``"status": "REFUSED"``, no ``batchId``). Killing the task while it waits cancels the batch.
 
     .. seealso::
         - :external+boto3:py:meth:`Omics.Client.start_run_batch`
@@ -141,7 +150,12 @@ class HealthOmicsStartRunBatchOperator(AwsBaseOperator[HealthOmicsHook]):
             previous = hint.get("batchId")
             if previous and self.hook.get_batch(str(previous))["status"] in BATCH_RETRY_STATES:
                 attempt += 1
-        batch = self._submit(context, key, attempt, store)
+        try:
+            batch = self._submit(context, key, attempt, store)
+        except ClientError as err:
+            if not is_refusal(err):
+                raise  # throttling, 5xx: the task's retries
+            return self._refused(context, attempt, err)
         self.batch_id = batch["id"]
         HealthOmicsBatchLink.persist(
             context=context,
@@ -243,6 +257,17 @@ class HealthOmicsStartRunBatchOperator(AwsBaseOperator[HealthOmicsHook]):
                 f"Run batch {validated.get('batch_id')} was not submitted in time ({validated.get('status')})"
             )
         return self._result(context, validated["batch_id"], attempt)
+
+    def _refused(self, context: Context, attempt: int, err: ClientError) -> dict[str, Any]:
+        """Every run of a refused batch, failed with the service's reason (the same request is refused again)."""
+        reason, message = error_code(err), cut(error_message(err), 300)
+        self.log.error("StartRunBatch refused (%s): %s", reason, error_message(err))
+        failed = {str(s["runSettingId"]): {"reason": reason, "message": message} for s in self.run_settings}
+        result = {"batchId": None, "arn": None, "status": "REFUSED", "attempt": attempt, "runs": {}, "failed": failed}
+        if self.fail_on_submission_failure:
+            context["ti"].xcom_push(key="return_value", value=result)
+            raise AirflowFailException(f"StartRunBatch refused ({reason}): {cut(error_message(err))}") from err
+        return result
 
     def _result(self, context: Context, batch_id: str, attempt: int) -> dict[str, Any]:
         batch = self.hook.get_batch(batch_id)

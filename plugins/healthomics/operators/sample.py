@@ -17,6 +17,8 @@ from healthomics.hooks.omics import (
     RUN_SUCCESS_STATES,
     HealthOmicsHook,
     error_code,
+    error_message,
+    is_refusal,
     run_summary,
 )
 from healthomics.links.omics import (
@@ -29,6 +31,7 @@ from healthomics.triggers.base import connection_kwargs, deadline_after
 from healthomics.triggers.run import HealthOmicsRunTrigger
 from healthomics.utils.events import run_event
 from healthomics.utils.idempotency import provenance_tags
+from healthomics.utils.text import cut
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -160,12 +163,22 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
         # Start (or find again) the run of this attempt; a repeat gets the same run back.
         start = self._start_fields(context)
         request = {**start["request"], "tags": {**start["request"].get("tags", {}), **provenance_tags(context)}}
-        run, attempt = self.hook.start_run_idempotently(
-            request,
-            start["idempotency_key"],
-            first_attempt=int(str(state["attempt"])),
-            before_submit=lambda attempt, token: remember(attempt, None, token),
-        )
+        try:
+            run, attempt = self.hook.start_run_idempotently(
+                request,
+                start["idempotency_key"],
+                first_attempt=int(str(state["attempt"])),
+                before_submit=lambda attempt, token: remember(attempt, None, token),
+            )
+        except ClientError as err:
+            if not is_refusal(err):
+                raise  # throttling, 5xx, a lost connection: the task's retries
+            # Refused as asked: the same request would be refused again, so no retry.
+            self._fail(
+                context,
+                {"status": "NOT_SUBMITTED", "failureReason": error_code(err), "attempt": state["attempt"]},
+                f"StartRun refused: {error_code(err)}: {cut(error_message(err))}",
+            )
         remember(attempt, run["id"])
         return self._follow(context, run, attempt=attempt, batch_id=None)
 

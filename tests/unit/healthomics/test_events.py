@@ -52,7 +52,7 @@ def test_flattening_keeps_every_key() -> None:
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
-        ("{", "not JSON"),
+        ("{", "not valid JSON"),
         ("[]", "not a JSON object but list"),
         (json.dumps({**event(), "source": "aws.batch"}), "not a HealthOmics event"),
         (json.dumps({**event(), "time": "yesterday"}), "bad event time"),

@@ -82,10 +82,12 @@ def test_the_published_reference_example_is_rejected_with_reasons() -> None:
     )
     found = problems_of(published, ManifestOptions(role_arn=ROLE, flowcell_id="FC1"))
     assert found == [
-        "flowcellSamples[0], fastqFileRef: not a valid s3:// URI: 's3://SamplesFASTQ/sample1.fastq.gz'",
+        "flowcellSamples[0], fastqFileRef: 's3://SamplesFASTQ/sample1.fastq.gz': 'SamplesFASTQ' is not a valid "
+        "bucket name (3-63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit)",
         "flowcellSamples[0], ahoSampleWorkflowId: not a HealthOmics workflow ARN (service must be 'omics'): "
-        "arn:aws:healthomics:us-east-1:123456789012:workflow/sample-workflow",
-        "flowcellSamples[0], OutputS3path: not a valid s3:// URI: 's3://SamplesFASTQOP/'",
+        "'arn:aws:healthomics:us-east-1:123456789012:workflow/sample-workflow'",
+        "flowcellSamples[0], OutputS3path: 's3://SamplesFASTQOP/': 'SamplesFASTQOP' is not a valid bucket name "
+        "(3-63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit)",
     ]
 
 
@@ -104,7 +106,7 @@ def test_every_problem_is_reported_at_once() -> None:
     assert found == [
         "flowcellSamples[2], fastqFileRef: required field is missing or empty",
         "flowcellSamples[2], OutputS3path: required field is missing or empty",
-        "flowcellSamples[3], fastqFileRef: not a valid s3:// URI: 'https://example.org/S4.fq'",
+        "flowcellSamples[3], fastqFileRef: not an s3:// URI: 'https://example.org/S4.fq'",
         "flowcellSamples[1], sample_id: duplicate sample id 'S1' (first at flowcellSamples[0])",
         "manifest, role_arn: no run role: give the role_arn parameter or run_defaults.role_arn",
     ]
@@ -171,7 +173,7 @@ def test_native_format_schema_errors_have_paths() -> None:
     doc["samples"][0]["colour"] = "blue"
     doc["run_defaults"]["storage_type"] = "FAST"
     found = problems_of(doc)
-    assert "manifest.run_defaults.storage_type: 'FAST' is not one of ['STATIC', 'DYNAMIC']" in found
+    assert "manifest.run_defaults.storage_type: 'FAST' is not one of STATIC, DYNAMIC" in found
     assert any(p.startswith("manifest.samples[0]: Additional properties") and "colour" in p for p in found)
     assert any(p.startswith("manifest.samples[1].sample_id:") for p in found)
 
@@ -215,12 +217,12 @@ def test_samplesheet_problems_name_rows_and_columns() -> None:
         "manifest, output_uri: a samplesheet names no output location: give the output_uri parameter",
         "row 4, sample: sample names cannot contain spaces: 'bad sample'",
         "row 5, sample: required field is missing or empty",
-        "row 6, fastq_1: s3://lab-fastq/S1_R1.fq.gz is already listed in row 2",
-        "row 2, fastq_2: sample S1 mixes single-end and paired-end lanes",
+        "row 6, fastq_1: 's3://lab-fastq/S1_R1.fq.gz' is already listed in row 2",
+        "row 2, fastq_2: sample 'S1' mixes single-end and paired-end lanes",
     ]
     assert problems_of("name,reads\nS1,x\n", source="s3://b/FC1.csv") == [
-        "header, sample: required column is missing (columns: name, reads)",
-        "header, fastq_1: required column is missing (columns: name, reads)",
+        "header, sample: required column is missing (columns: 'name', 'reads')",
+        "header, fastq_1: required column is missing (columns: 'name', 'reads')",
     ]
 
 
@@ -230,8 +232,8 @@ def test_output_outside_the_allowed_prefixes() -> None:
         ManifestOptions(role_arn=ROLE, flowcell_id="FC1", allowed_output_prefixes=["s3://lab-output/"]),
     )
     assert found == [
-        "flowcellSamples[1], output_uri: s3://scratch-bucket/x/ is outside the allowed output prefixes "
-        "(s3://lab-output/)"
+        "flowcellSamples[1], output_uri: 's3://scratch-bucket/x/' is outside the allowed output prefixes "
+        "('s3://lab-output/')"
     ]
 
 
