@@ -46,13 +46,14 @@ with DAG(
     tags=["healthomics", "intake"],
     doc_md=__doc__,
 ) as dag:
-    manifests = task(intake.manifests_from_events, task_id="manifests")()
-    runs = task(intake.runs_for_manifests, task_id="flowcell_runs")(manifests)
+    manifests = task(intake.manifests_from_events, task_id=intake.MANIFESTS_TASK)()
+    runs = task(intake.runs_for_manifests, task_id=intake.RUNS_TASK)(manifests)
     trigger = TriggerDagRunOperator.partial(
-        task_id="trigger_flowcell",
+        task_id=intake.TRIGGER_TASK,
         trigger_dag_id=intake.FLOWCELL_DAG_ID,
         skip_when_already_exists=True,  # the same manifest version again: its run is there
         map_index_template="{{ task.trigger_run_id }}",
     ).expand_kwargs(runs)
-    acknowledge = task(intake.acknowledge_messages, task_id="acknowledge", trigger_rule="none_failed")()
+    # Deletes exactly the messages whose manifests have their runs (or are dead-lettered).
+    acknowledge = task(intake.acknowledge_messages, task_id="acknowledge", trigger_rule="all_done")()
     trigger >> acknowledge

@@ -51,12 +51,15 @@ with DAG(
         timeout=intake.SWEEP_WAIT.total_seconds() + 600,  # (check_fn skips the sweep at SWEEP_WAIT)
         soft_fail=True,
     )
-    manifests = task(intake.manifests_in_window, task_id="manifests")()
-    runs = task(intake.runs_for_manifests, task_id="flowcell_runs")(manifests)
-    TriggerDagRunOperator.partial(
-        task_id="trigger_flowcell",
+    manifests = task(intake.manifests_in_window, task_id=intake.MANIFESTS_TASK)()
+    runs = task(intake.runs_for_manifests, task_id=intake.RUNS_TASK)(manifests)
+    trigger = TriggerDagRunOperator.partial(
+        task_id=intake.TRIGGER_TASK,
         trigger_dag_id=intake.FLOWCELL_DAG_ID,
         skip_when_already_exists=True,
         map_index_template="{{ task.trigger_run_id }}",
     ).expand_kwargs(runs)
+    # A manifest left without a run fails the sweep, so the next one takes its window again.
+    outcome = task(intake.sweep_outcome, task_id="sweep_outcome", trigger_rule="all_done")()
     landed >> manifests
+    trigger >> outcome

@@ -37,6 +37,7 @@ from healthomics.manifest import (
     parse_manifest,
 )
 from healthomics.manifest.checks import check_inputs, check_workflows
+from healthomics.manifest.model import MAX_MANIFEST_BYTES
 from healthomics.manifest.parse import FLOWCELL_ID, SNS_TOPIC_ARN
 from healthomics.notifications.report import publish_report
 from healthomics.operators.sample import FAILURE_XCOM
@@ -186,13 +187,16 @@ def read_manifest(params: dict[str, Any], aws_conn_id: str | None) -> tuple[byte
     """The manifest a run names (``manifest_uri`` or inline ``manifest``) and where it came from."""
     if params.get("manifest_uri"):
         uri = params["manifest_uri"]
-        bucket, key = S3Hook.parse_s3_url(uri)
-        request: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        try:
+            location = parse_s3_uri(uri, need_key=True)
+        except InvalidS3UriError as err:
+            raise AirflowFailException(f"manifest_uri: {err}") from err
+        request: dict[str, Any] = {"Bucket": location.bucket, "Key": location.key}
         if params.get("manifest_etag"):
             request["IfMatch"] = f'"{params["manifest_etag"]}"'
         s3: Any = S3Hook(aws_conn_id=aws_conn_id).get_conn()
         try:
-            body: bytes = s3.get_object(**request)["Body"].read()
+            response = s3.get_object(**request)
         except ClientError as err:
             code = err.response.get("Error", {}).get("Code", "")
             if code in ("PreconditionFailed", "412"):
@@ -203,6 +207,13 @@ def read_manifest(params: dict[str, Any], aws_conn_id: str | None) -> tuple[byte
             if code in ("NoSuchKey", "404", "NoSuchBucket", "AccessDenied", "403"):
                 raise AirflowFailException(f"Cannot read manifest {uri}: {err}") from err
             raise  # throttling, 5xx: the task's retries
+        size = int(response.get("ContentLength") or 0)
+        if size > MAX_MANIFEST_BYTES:
+            response["Body"].close()
+            raise AirflowFailException(
+                f"Manifest {cut(uri, 300)} is {size:,} bytes; at most {MAX_MANIFEST_BYTES:,} are read"
+            )
+        body: bytes = response["Body"].read()
         return body, uri
     if params.get("manifest") is not None:
         return params["manifest"], None
@@ -231,7 +242,11 @@ def load_manifest(**context: Any) -> dict[str, Any]:
     """Read and validate the whole manifest (and its workflows and inputs); return the plan."""
     params = context["params"]
     aws_conn_id = AWS_CONN_ID
-    raw, source = read_manifest(params, aws_conn_id)
+    try:
+        raw, source = read_manifest(params, aws_conn_id)
+    except AirflowFailException as err:  # unreadable for good: the report says why
+        context["ti"].xcom_push(key=PROBLEMS_XCOM, value=[cut(str(err))])
+        raise
     options = manifest_options(params)
     dag_id = context["ti"].dag_id
     reuse = dict(params.get("reuse_runs") or {})

@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import unquote_plus
@@ -20,6 +20,8 @@ from urllib.parse import unquote_plus
 from botocore.exceptions import ClientError
 
 from healthomics.manifest import declared_flowcell_id
+from healthomics.manifest.model import MAX_MANIFEST_BYTES
+from healthomics.utils.dead_letters import digest
 from healthomics.utils.documents import DocumentError, read_json
 from healthomics.utils.s3 import InvalidS3UriError, parse_s3_uri
 from healthomics.utils.text import markdown_literal, shown
@@ -182,9 +184,18 @@ def _objects_in(body: Any, wrapped: bool) -> list[ManifestObject]:
 
 
 def list_manifests(
-    s3_client: Any, prefix_uri: str, since: dt.datetime | None = None, until: dt.datetime | None = None
+    s3_client: Any,
+    prefix_uri: str,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    unusable: list[dict[str, str]] | None = None,
 ) -> list[ManifestObject]:
-    """Manifests under ``prefix_uri`` that landed in ``[since, until)`` (LastModified), oldest first."""
+    """Manifests under ``prefix_uri`` that landed in ``[since, until)`` (LastModified), oldest first.
+
+    :param unusable: if given, gets ``{"key", "etag", "reason"}`` of each object named like a
+        manifest whose key this package cannot use (control characters, ...), instead of
+        passing over it without a word.
+    """
     bucket, prefix = split_s3_uri(prefix_uri)
     found = []
     for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -192,7 +203,14 @@ def list_manifests(
             landed: dt.datetime = item["LastModified"]
             if (since and landed < since) or (until and landed >= until):
                 continue
-            obj = ManifestObject(bucket, item["Key"], _clean_etag(item.get("ETag")), None, landed.isoformat())
+            etag = _clean_etag(item.get("ETag"))
+            try:
+                parse_s3_uri(f"s3://{bucket}/{item['Key']}", need_key=True)
+            except InvalidS3UriError as err:
+                if unusable is not None and item["Key"].lower().endswith(MANIFEST_SUFFIXES):
+                    unusable.append({"key": item["Key"], "etag": etag, "reason": str(err)})
+                continue
+            obj = ManifestObject(bucket, item["Key"], etag, None, landed.isoformat())
             if is_manifest(obj, prefix_uri):
                 found.append(obj)
     return sorted(found, key=lambda o: (o.last_modified or "", o.key))
@@ -227,36 +245,43 @@ def read_version(s3_client: Any, obj: ManifestObject) -> bytes | None:
     elif obj.etag:
         request["IfMatch"] = f'"{obj.etag}"'
     try:
-        body: bytes = s3_client.get_object(**request)["Body"].read()
+        response = s3_client.get_object(**request)
     except ClientError as err:
         code = err.response.get("Error", {}).get("Code", "")
         if code in ("PreconditionFailed", "412", "NoSuchKey", "NoSuchVersion", "404"):
             return None
         raise
+    if int(response.get("ContentLength") or 0) > MAX_MANIFEST_BYTES:
+        response["Body"].close()
+        return b""  # named by its file name; its run refuses it as too large
+    body: bytes = response["Body"].read()
     return body
 
 
-def flowcell_runs(s3_client: Any, objects: Iterable[ManifestObject]) -> Iterator[dict[str, Any]]:
-    """TriggerDagRunOperator arguments for each manifest version still in S3.
+def flowcell_run(s3_client: Any, obj: ManifestObject) -> dict[str, Any] | None:
+    """TriggerDagRunOperator arguments for one manifest version; None if it is no longer in S3.
 
     The flowcell id comes from the manifest (read here) or its file name; a manifest that
     cannot be parsed still gets its run, which fails on it and says why. A version already
     replaced is passed over: the newer one has its own event. The run reads exactly this
-    version (``manifest_etag``).
+    version (``manifest_etag``). A read error raises: the run id must not depend on whether
+    this read worked (the message comes back, the next sweep looks again).
     """
-    for obj in unique(objects):
-        # A read error raises: the run id must not depend on whether this read worked (the
-        # message comes back, the next sweep looks again). Unparseable content is fine.
-        body = read_version(s3_client, obj)
-        if body is None:
-            log.info("Skipping %s (ETag %s): deleted or replaced since it landed", obj.uri, obj.etag)
-            continue
-        flowcell_id = declared_flowcell_id(body, obj.uri) or obj.key
-        run_id = flowcell_run_id(flowcell_id, obj.etag)
-        log.info("%s -> flowcell %s, run %s", obj.uri, flowcell_id, run_id)
-        yield {
-            "trigger_run_id": run_id,
-            "conf": {"manifest_uri": obj.uri, "manifest_etag": obj.etag},
-            # Airflow renders notes as Markdown: the key is shown as code, never as a link.
-            "note": f"Manifest {markdown_literal(obj.uri)} (ETag {obj.etag}) landed {obj.last_modified or ''}".strip(),
-        }
+    body = read_version(s3_client, obj)
+    if body is None:
+        log.info("Skipping %s (ETag %s): deleted or replaced since it landed", obj.uri, obj.etag)
+        return None
+    flowcell_id = declared_flowcell_id(body, obj.uri) or obj.key
+    run_id = flowcell_run_id(flowcell_id, obj.etag)
+    log.info("%s -> flowcell %s, run %s", obj.uri, flowcell_id, run_id)
+    return {
+        "trigger_run_id": run_id,
+        "conf": {"manifest_uri": obj.uri, "manifest_etag": obj.etag},
+        # Airflow renders notes as Markdown: the key is shown as code, never as a link.
+        "note": f"Manifest {markdown_literal(obj.uri)} (ETag {obj.etag}) landed {obj.last_modified or ''}".strip(),
+    }
+
+
+def identity(obj: ManifestObject) -> str:
+    """A short name of one object version (what its failed tries and dead letter are filed under)."""
+    return digest(f"{obj.bucket}/{obj.key}@{obj.etag}@{obj.version_id or ''}")

@@ -17,20 +17,25 @@ import logging
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException
 from airflow.sdk import Param, Variable
 
-from healthomics.flowcell.tasks import AWS_CONN_ID
+from healthomics.flowcell.tasks import AWS_CONN_ID, task_states
 from healthomics.intake.manifests import (
     MANIFEST_SUFFIXES,
+    MalformedNotificationError,
     ManifestObject,
-    flowcell_runs,
+    flowcell_run,
+    identity,
     is_manifest,
     list_manifests,
     objects_in_notification,
     split_s3_uri,
+    unique,
 )
+from healthomics.utils.dead_letters import DeadLetters, digest
 from healthomics.utils.queue import delete_messages, receipts, triggering_messages
+from healthomics.utils.s3 import parse_s3_uri
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +43,21 @@ FLOWCELL_DAG_ID = "healthomics_flowcell"
 # Deployment settings (Airflow Variables, or AIRFLOW_VAR_* in the environment).
 VAR_MANIFEST_PREFIX = "healthomics_manifest_prefix"  # s3://<bucket>/<prefix>/ the lab's manifests land under
 VAR_MANIFEST_QUEUE_URL = "healthomics_manifest_queue_url"  # SQS queue receiving that prefix's S3 events
+# Where messages and manifests that cannot be processed are kept with their reason (default:
+# <manifest prefix>/_healthomics/dead-letter/, a folder the intake never takes manifests from).
+VAR_MANIFEST_DEAD_LETTER_URI = "healthomics_manifest_dead_letter_uri"
+DEAD_LETTER_FOLDER = "_healthomics/dead-letter"
 
 # Seconds a received message stays invisible: the time the events DAG has to trigger its runs
 # before the message is delivered again (harmless: the runs exist by then, or get created).
 MESSAGE_VISIBILITY_SECONDS = 900
 MESSAGES_XCOM = "messages"
+SOURCES_XCOM = "sources"  # message id -> the object versions it announced
+RUN_OBJECTS_XCOM = "run_objects"  # the object version of each run, in trigger_flowcell's map order
+PENDING_XCOM = "pending"  # object versions without a run yet (they come back: message or next sweep)
+MANIFESTS_TASK = "manifests"
+RUNS_TASK = "flowcell_runs"
+TRIGGER_TASK = "trigger_flowcell"
 # The sweep looks this far before the last successful sweep ended (objects listed late).
 SWEEP_OVERLAP = dt.timedelta(minutes=10)
 # How long one sweep waits for a new manifest before leaving it to the next (hourly) sweep.
@@ -80,45 +95,121 @@ def _s3() -> Any:
     return S3Hook(aws_conn_id=AWS_CONN_ID).get_conn()
 
 
+def dead_letters(prefix: str) -> DeadLetters:
+    """The intake's dead letters: the Variable's location, else a reserved folder under the prefix."""
+    uri = Variable.get(VAR_MANIFEST_DEAD_LETTER_URI, default=None) or parse_s3_uri(prefix).join(DEAD_LETTER_FOLDER).uri
+    return DeadLetters(_s3(), uri)
+
+
 # -- the events path ---------------------------------------------------------------------------
 
 
 def manifests_from_events(**context: Any) -> list[dict[str, Any]]:
     """The manifest objects the triggering asset events announce (one per object version).
 
-    Every message seen is kept in XCom ``messages`` for :func:`acknowledge_messages`;
-    a message that is not an S3 event is logged and acknowledged, so it cannot block the queue.
+    Every message seen is kept in XCom ``messages`` for :func:`acknowledge_messages`, with the
+    object versions it announced (``sources``). A message that is not an S3 event notification
+    is dead-lettered with the reason and acknowledged, so it can neither block the queue nor be
+    lost.
     """
     prefix = manifest_prefix()
+    letters = dead_letters(prefix)
     objects: list[ManifestObject] = []
+    sources: dict[str, list[str]] = {}
     messages = triggering_messages(context)
     for message in messages:
+        body, message_id = message.get("Body", ""), str(message["MessageId"])
+        sources[message_id] = []
         try:
-            announced = objects_in_notification(message.get("Body", ""))
-        except (ValueError, KeyError, TypeError) as err:
-            log.error("Message %s is not an S3 event (%s); dropping it: %.500s", message["MessageId"], err, message)
+            announced = objects_in_notification(body)
+        except MalformedNotificationError as err:
+            letters.dead_letter("notification", digest(str(body)), str(err), {"messageId": message_id, "body": body})
             continue
         for obj in announced:
             if is_manifest(obj, prefix):
                 objects.append(obj)
+                sources[message_id].append(identity(obj))
             else:
                 log.info("Ignoring %s: not a manifest under %s", obj.uri, prefix)
     context["ti"].xcom_push(key=MESSAGES_XCOM, value=receipts(messages))
+    context["ti"].xcom_push(key=SOURCES_XCOM, value=sources)
     log.info("%d message(s), %d manifest version(s)", len(messages), len(objects))
-    return [o.as_dict() for o in objects]
+    return [o.as_dict() for o in unique(objects)]
 
 
-def runs_for_manifests(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """TriggerDagRunOperator arguments (deterministic run id, manifest URI) per manifest version."""
-    return list(flowcell_runs(_s3(), [ManifestObject(**o) for o in objects]))
+def runs_for_manifests(objects: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
+    """TriggerDagRunOperator arguments (deterministic run id, manifest URI) per manifest version.
+
+    Each object on its own: one that cannot be read now (S3 refused or failed) gets no run this
+    time and is left ``pending`` (its message comes back, or the next sweep looks again); its
+    failed tries are counted, and after the last one it is dead-lettered with the reason. The
+    others get their runs whatever happened to it.
+    """
+    prefix = manifest_prefix(context.get("params"))
+    s3, letters = _s3(), dead_letters(prefix)
+    runs, run_objects, pending = [], [], []
+    for obj in (ManifestObject(**o) for o in objects):
+        try:
+            run = flowcell_run(s3, obj)
+        except Exception as err:  # this object's problem, whatever it is; the others go on
+            log.exception("No run for %s (ETag %s) this time", obj.uri, obj.etag)
+            reason = f"could not read it to name its run: {type(err).__name__}: {err}"
+            if not letters.failed_try("manifest", identity(obj), reason, obj.as_dict()):
+                pending.append(identity(obj))
+            continue
+        if run is not None:
+            runs.append(run)
+            run_objects.append({"identity": identity(obj), "object": obj.as_dict()})
+    context["ti"].xcom_push(key=RUN_OBJECTS_XCOM, value=run_objects)
+    context["ti"].xcom_push(key=PENDING_XCOM, value=pending)
+    return runs
+
+
+def _unhandled(context: dict[str, Any], prefix: str) -> set[str] | None:
+    """Object versions of this run that have no flowcell run yet; None if it is not known which.
+
+    A trigger that failed (after its retries) is a failed try of its object, counted like a
+    failed read, so it too is dead-lettered after the last one.
+    """
+    ti = context["ti"]
+    run_objects = ti.xcom_pull(task_ids=RUNS_TASK, key=RUN_OBJECTS_XCOM)
+    pending = ti.xcom_pull(task_ids=RUNS_TASK, key=PENDING_XCOM)
+    if run_objects is None or pending is None:
+        return None  # flowcell_runs did not finish: nothing is known to have its run
+    unhandled = set(pending)
+    states = task_states(context, [TRIGGER_TASK])
+    letters = dead_letters(prefix)
+    for index, entry in enumerate(run_objects):
+        state = states.get(f"{TRIGGER_TASK}_{index}")
+        if state in ("success", "skipped"):  # triggered now, or its run was already there
+            continue
+        reason = f"trigger_flowcell[{index}] ended {state or 'without running'}"
+        if not letters.failed_try("manifest", entry["identity"], reason, entry["object"]):
+            unhandled.add(entry["identity"])
+    return unhandled
 
 
 def acknowledge_messages(**context: Any) -> int:
-    """Delete the messages this run handled from the queue (after their runs were triggered)."""
-    messages = context["ti"].xcom_pull(task_ids="manifests", key=MESSAGES_XCOM) or []
-    if not messages:
-        return 0
-    return delete_messages(Variable.get(VAR_MANIFEST_QUEUE_URL), messages, AWS_CONN_ID)
+    """Delete the messages this run handled from the queue: every object they announced has its run
+    (or is dead-lettered). The others stay, come back after their visibility timeout, and fail this
+    task, so it shows."""
+    ti = context["ti"]
+    messages = ti.xcom_pull(task_ids=MANIFESTS_TASK, key=MESSAGES_XCOM) or []
+    sources: dict[str, list[str]] = ti.xcom_pull(task_ids=MANIFESTS_TASK, key=SOURCES_XCOM) or {}
+    unhandled = _unhandled(context, manifest_prefix())
+    done = [
+        m
+        for m in messages
+        if not sources.get(m["MessageId"])
+        or (unhandled is not None and not unhandled.intersection(sources[m["MessageId"]]))
+    ]
+    deleted = delete_messages(Variable.get(VAR_MANIFEST_QUEUE_URL), done, AWS_CONN_ID) if done else 0
+    if len(done) < len(messages):
+        raise AirflowException(
+            f"{len(messages) - len(done)} of {len(messages)} message(s) announce manifests without a run yet; "
+            "they will be delivered again"
+        )
+    return deleted
 
 
 # -- the sweep path ----------------------------------------------------------------------------
@@ -178,9 +269,29 @@ def manifests_in_window(**context: Any) -> list[dict[str, Any]]:
     """Every manifest that landed in this sweep's window."""
     prefix = manifest_prefix(context["params"])
     since, until = sweep_window(context)
-    found = list_manifests(_s3(), prefix, since, until)
+    unusable: list[dict[str, str]] = []
+    found = list_manifests(_s3(), prefix, since, until, unusable=unusable)
     log.info("%d manifest(s) under %s landed since %s%s", len(found), prefix, since, f" until {until}" if until else "")
+    letters = dead_letters(prefix)
+    for item in unusable:
+        letters.dead_letter("manifest", digest(f"{item['key']}@{item['etag']}"), item["reason"], item)
     return [o.as_dict() for o in found]
+
+
+def sweep_outcome(**context: Any) -> int:
+    """Fail the sweep while a manifest of its window has no run yet, so the next sweep looks again.
+
+    The next sweep starts where the last successful one ended; each failed try of a manifest
+    is counted, and after the last it is dead-lettered and no longer holds the sweep back.
+    """
+    if task_states(context, [RUNS_TASK]).get(RUNS_TASK) == "skipped":
+        raise AirflowSkipException("no manifest landed in this sweep's window")
+    unhandled = _unhandled(context, manifest_prefix(context["params"]))
+    if unhandled is None:
+        raise AirflowException("flowcell_runs did not finish; the next sweep takes this window again")
+    if unhandled:
+        raise AirflowException(f"{len(unhandled)} manifest(s) have no run yet; the next sweep takes them again")
+    return len(context["ti"].xcom_pull(task_ids=RUNS_TASK, key=RUN_OBJECTS_XCOM) or [])
 
 
 def sensor_bucket(params: dict[str, Any] | None = None) -> str:

@@ -13,6 +13,8 @@ ManifestFormat = Literal["reference", "native", "samplesheet"]
 # The service's own limits (StartRunBatch s3UriSettings; runSettingId; run name).
 MAX_SAMPLES = 100_000
 MAX_ID_LENGTH = 128
+# Largest manifest read (100,000 samples with their parameters fit many times over).
+MAX_MANIFEST_BYTES = 128 * 1024 * 1024
 # Problems an error message lists (the rest are counted); the XCom and the report keep more.
 MAX_PROBLEMS_IN_MESSAGE = 100
 
