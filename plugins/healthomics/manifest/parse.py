@@ -309,8 +309,8 @@ def _schema_message(error: Any) -> str:
 def _parse_native(document: dict[str, Any], options: ManifestOptions, problems: _Collector) -> dict[str, Any]:
     for error in sorted(Draft202012Validator(native_schema()).iter_errors(document), key=_path_order):
         problems.add(_json_path(error.path), None, _schema_message(error))
-    if problems.problems:
-        return {}
+    if problems.problems:  # (the flowcell id still names the report of the refusal)
+        return {"flowcell_id": document.get("flowcell_id")}
     workflow = document.get("workflow", {})
     defaults = dict(document.get("run_defaults", {}))
     default_parameters = defaults.pop("parameters", {})
