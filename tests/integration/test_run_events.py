@@ -105,8 +105,8 @@ def test_an_unreachable_receiver_is_retried_then_dead_lettered_and_nothing_is_lo
     dead = json.loads(
         s3.get_object(Bucket=bucket, Key=f"omics-events/dead-letter/callback/{completed['id']}.json")["Body"].read()
     )
-    assert dead["reason"].startswith("HTTP 503") and dead["attempts"] == 3
-    assert dead["event"]["eventId"] == completed["id"]
+    assert dead["reason"].startswith("HTTP 503") and dead["tries"] == 3
+    assert dead["item"]["event"]["eventId"] == completed["id"]
     assert s3.head_object(Bucket=bucket, Key=outcome["key"])  # the event itself is archived
 
     # The receiver is gone altogether: connection errors are retried, then dead-lettered too.
@@ -117,7 +117,7 @@ def test_an_unreachable_receiver_is_retried_then_dead_lettered_and_nothing_is_lo
     dead = json.loads(
         s3.get_object(Bucket=bucket, Key=f"omics-events/dead-letter/callback/{running['id']}.json")["Body"].read()
     )
-    assert "ConnectionError" in dead["reason"] and dead["attempts"] == 3
+    assert "ConnectionError" in dead["reason"] and dead["tries"] == 3
 
 
 def test_a_malformed_event_is_dead_lettered_and_the_next_good_one_still_processed(
@@ -132,7 +132,7 @@ def test_a_malformed_event_is_dead_lettered_and_the_next_good_one_still_processe
     outcomes = [processor.process(body) for body in bad]
     assert [o["status"] for o in outcomes] == ["dead_letter"] * 4
     assert [o["reason"] for o in outcomes] == [
-        "not JSON: Expecting value: line 1 column 1 (char 0)",
+        "not valid JSON: Expecting value: line 1 column 1 (char 0)",
         "not an EventBridge event: missing id, detail-type, source, time, detail",
         "not a HealthOmics event: source 'aws.s3'",
         "the event's detail has no status",
@@ -142,3 +142,50 @@ def test_a_malformed_event_is_dead_lettered_and_the_next_good_one_still_processe
     assert json.loads(s3.get_object(Bucket=bucket, Key=letters[0])["Body"].read())["reason"]
     good = processor.process(json.dumps(completed_run_events[0]))
     assert good["status"] == "archived" and good["callback"] == "sent"
+
+
+def test_a_crafted_event_cannot_make_the_processor_read_another_bucket(
+    processor: EventProcessor, completed_run_events: list[dict[str, Any]], s3: Any, bucket: str
+) -> None:
+    """Where a run's outputs are comes from GetRun, not from the event's body."""
+    s3.create_bucket(Bucket="other-team")
+    s3.put_object(Bucket="other-team", Key="secrets/logs/outputs.json", Body=b'{"secret": "s3://other-team/x"}')
+    [completed] = [e for e in completed_run_events if e["detail"]["status"] == "COMPLETED"]
+    crafted = {
+        **completed,
+        "id": "../../../x",
+        "detail": {**completed["detail"], "runOutputUri": "s3://other-team/secrets"},
+    }
+    outcome = processor.process(json.dumps(crafted), "m-crafted")
+    assert outcome["status"] == "archived"
+    assert outcome["key"].startswith("omics-events/event_") and ".." not in outcome["key"]
+    document = json.loads(s3.get_object(Bucket=bucket, Key=outcome["key"])["Body"].read())
+    assert "secret" not in document["outputs"]
+    assert all(uri.startswith(completed["detail"]["runOutputUri"] + "/") for uri in document["outputs"].values())
+    assert "other-team" not in document["links"]["outputs"]
+    assert document["runOutputUri"] == "s3://other-team/secrets"  # archived as received, used for nothing
+
+
+def test_outputs_outside_the_allowed_prefixes_are_not_read(
+    local_aws: Any, bucket: str, omics: Any, completed_run_events: list[dict[str, Any]], s3: Any
+) -> None:
+    settings = ProcessorSettings(archive_uri=f"s3://{bucket}/omics-events", allowed_output_prefixes=("s3://lab-only",))
+    processor = EventProcessor(settings, s3_client=local_aws.client("s3"), omics_client=omics)
+    [completed] = [e for e in completed_run_events if e["detail"]["status"] == "COMPLETED"]
+    outcome = processor.process(json.dumps(completed), "m-2")
+    document = json.loads(s3.get_object(Bucket=bucket, Key=outcome["key"])["Body"].read())
+    assert "outputs" not in document
+    assert document["outputsError"].endswith("is outside the allowed output prefixes; not read")
+
+
+def test_a_message_that_keeps_failing_is_dead_lettered_after_its_last_try(
+    processor: EventProcessor, s3: Any, bucket: str
+) -> None:
+    error = RuntimeError("S3 said no")
+    tries = [processor.failed("{}", "m-poison", error) for _ in range(5)]
+    assert tries == [False, False, False, False, True]
+    [letter] = [k for k in archived(s3, bucket) if "/dead-letter/processing/" in k]
+    dead = json.loads(s3.get_object(Bucket=bucket, Key=letter)["Body"].read())
+    assert dead["tries"] == 5 and dead["reason"].startswith("RuntimeError: S3 said no")
+    assert dead["item"] == {"messageId": "m-poison", "body": "{}"}
+    assert processor.failed("{}", "m-poison", error)  # and it stays dead-lettered

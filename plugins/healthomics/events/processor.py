@@ -193,7 +193,7 @@ class EventProcessor:
             status = post_state_change(
                 document,
                 http_conn_id=self.settings.callback_conn_id,
-                idempotency_key=event.event_id,
+                idempotency_key=event.safe_id,  # a header: the bounded, key-safe form
                 path=self.settings.callback_path,
                 timeout=self.settings.callback_timeout,
                 attempts=self.settings.callback_attempts,
