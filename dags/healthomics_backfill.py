@@ -18,6 +18,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import DAG, task
 
 from healthomics.backfill import tasks as backfill
+from healthomics.flowcell.tasks import TASK_DEFAULTS
 from healthomics.intake.tasks import FLOWCELL_DAG_ID
 
 with DAG(
@@ -26,6 +27,7 @@ with DAG(
     schedule=None,
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
+    default_args=TASK_DEFAULTS,
     params=backfill.PARAMS,
     tags=["healthomics", "backfill"],
     doc_md=__doc__,

@@ -16,6 +16,7 @@ import os
 from airflow.sdk import DAG, task
 
 from healthomics.flowcell import tasks as flowcell
+from healthomics.flowcell.tasks import TASK_DEFAULTS
 from healthomics.operators.batch import HealthOmicsStartRunBatchOperator
 from healthomics.operators.run import HealthOmicsStartRunOperator
 from healthomics.operators.sample import HealthOmicsSampleRunOperator
@@ -31,6 +32,7 @@ with DAG(
     schedule=None,
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
+    default_args=TASK_DEFAULTS,
     max_active_runs=MAX_ACTIVE_FLOWCELLS,
     params=flowcell.PARAMS,
     tags=["healthomics", "genomics"],

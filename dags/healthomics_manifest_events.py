@@ -20,7 +20,7 @@ import os
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, Asset, Variable, task
 
-from healthomics.flowcell.tasks import AWS_CONN_ID
+from healthomics.flowcell.tasks import AWS_CONN_ID, TASK_DEFAULTS
 from healthomics.intake import tasks as intake
 from healthomics.utils.queue import sqs_watched_asset
 
@@ -43,6 +43,7 @@ with DAG(
     schedule=schedule,
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
+    default_args=TASK_DEFAULTS,
     tags=["healthomics", "intake"],
     doc_md=__doc__,
 ) as dag:

@@ -20,7 +20,7 @@ from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, task
 
-from healthomics.flowcell.tasks import AWS_CONN_ID
+from healthomics.flowcell.tasks import AWS_CONN_ID, TASK_DEFAULTS
 from healthomics.intake import tasks as intake
 
 SCHEDULE = os.environ.get("HEALTHOMICS_SWEEP_SCHEDULE", "@hourly")
@@ -32,6 +32,7 @@ with DAG(
     schedule=SCHEDULE,
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
+    default_args=TASK_DEFAULTS,
     max_active_runs=1,
     params=intake.SWEEP_PARAMS,
     user_defined_macros={"sensor_bucket": intake.sensor_bucket, "sensor_key": intake.sensor_key},

@@ -22,7 +22,7 @@ import os
 from airflow.sdk import DAG, Asset, Variable, task
 
 from healthomics.events import tasks as events
-from healthomics.flowcell.tasks import AWS_CONN_ID
+from healthomics.flowcell.tasks import AWS_CONN_ID, TASK_DEFAULTS
 from healthomics.utils.queue import sqs_watched_asset
 
 QUEUE_URL = Variable.get(events.VAR_EVENTS_QUEUE_URL, default=None)
@@ -45,6 +45,7 @@ with DAG(
     schedule=schedule,
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
+    default_args=TASK_DEFAULTS,
     tags=["healthomics", "events"],
     doc_md=__doc__,
 ) as dag:

@@ -27,6 +27,7 @@ PROVIDER_CALLS = {
     "check_for_key": ["s3:HeadObject"],
     "load_string": ["s3:PutObject"],
     "load_bytes": ["s3:PutObject"],
+    "read_key": ["s3:GetObject"],
     "publish_to_target": ["sns:Publish"],
     "S3KeySensor": ["s3:ListObjectsV2", "s3:HeadObject"],
     "SqsSensorTrigger": ["sqs:ReceiveMessage"],

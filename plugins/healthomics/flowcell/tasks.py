@@ -6,6 +6,7 @@ logic is tested here, not in the DAG file.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from typing import Any
@@ -49,6 +50,10 @@ log = logging.getLogger(__name__)
 
 # The Airflow AWS connection every task uses (its extra may route omics to a local endpoint).
 AWS_CONN_ID = "aws_default"
+# default_args of every DAG of the package. Each task is safe to run again (idempotent by
+# construction), so a lost worker, a restarted component or S3 down for a minute costs a
+# retry, not the DAG run; invalid input fails at once (AirflowFailException) all the same.
+TASK_DEFAULTS: dict[str, Any] = {"retries": 2, "retry_delay": dt.timedelta(seconds=30)}
 ENTRIES_TASK = "sample_entries"
 START_REQUESTS_XCOM = "start_requests"
 SAMPLE_TASK = "sample"

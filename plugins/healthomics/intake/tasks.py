@@ -17,7 +17,7 @@ import logging
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 from airflow.sdk import Param, Variable
 
 from healthomics.flowcell.tasks import AWS_CONN_ID, task_states
@@ -204,8 +204,8 @@ def acknowledge_messages(**context: Any) -> int:
         or (unhandled is not None and not unhandled.intersection(sources[m["MessageId"]]))
     ]
     deleted = delete_messages(Variable.get(VAR_MANIFEST_QUEUE_URL), done, AWS_CONN_ID) if done else 0
-    if len(done) < len(messages):
-        raise AirflowException(
+    if len(done) < len(messages):  # (a retry would change nothing: the messages come back instead)
+        raise AirflowFailException(
             f"{len(messages) - len(done)} of {len(messages)} message(s) announce manifests without a run yet; "
             "they will be delivered again"
         )
@@ -288,9 +288,9 @@ def sweep_outcome(**context: Any) -> int:
         raise AirflowSkipException("no manifest landed in this sweep's window")
     unhandled = _unhandled(context, manifest_prefix(context["params"]))
     if unhandled is None:
-        raise AirflowException("flowcell_runs did not finish; the next sweep takes this window again")
+        raise AirflowFailException("flowcell_runs did not finish; the next sweep takes this window again")
     if unhandled:
-        raise AirflowException(f"{len(unhandled)} manifest(s) have no run yet; the next sweep takes them again")
+        raise AirflowFailException(f"{len(unhandled)} manifest(s) have no run yet; the next sweep takes them again")
     return len(context["ti"].xcom_pull(task_ids=RUNS_TASK, key=RUN_OBJECTS_XCOM) or [])
 
 
