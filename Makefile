@@ -15,7 +15,7 @@ STATE_DIR := .local
 # Top-level packages are installed in editable mode; a new one needs a reinstall.
 PACKAGES := $(wildcard plugins/*/__init__.py include/*/__init__.py)
 
-.PHONY: all venv demo up browser stack-smoke test unit integration lint format stack-up stack-down stack-status emulator lock clean bench
+.PHONY: all venv demo up browser stack-smoke test unit integration lint format stack-up stack-down stack-status emulator lock clean bench chaos
 
 all: test
 
@@ -93,3 +93,11 @@ clean:
 # (about an hour; results in docs/bench/). Not part of `make test`.
 bench: $(STAMP)
 	$(BIN)/python -m healthomics_bench $(BENCH_ARGS)
+
+# The multi-node deployment (Celery, PostgreSQL, Redis, two workers) under seeded faults: a
+# flowcell of 200 samples and 20 landing manifests while components are SIGKILLed, moto and
+# the callback receiver go off the network, HealthOmics throttles and fails 5 % of calls.
+# At most 20 minutes; prints the figures and writes docs/chaos/results.{json,txt}. Not part
+# of `make test` (tests/integration/test_chaos.py runs a reduced, seeded version of it).
+chaos: $(STAMP)
+	$(BIN)/python -m healthomics_chaos $(CHAOS_ARGS)

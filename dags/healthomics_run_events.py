@@ -34,8 +34,9 @@ schedule: list[Asset] | None = None
 if QUEUE_URL and ARCHIVE_URI:
     # Messages are deleted by the acknowledge task, once archived.
     schedule = [
+        # Up to 50 events a DAG run: a flowcell of 1,000 samples sends about 5,000.
         sqs_watched_asset(
-            "healthomics_run_events", ARCHIVE_URI, QUEUE_URL, AWS_CONN_ID, VISIBILITY_SECONDS, waiter_delay=1
+            "healthomics_run_events", ARCHIVE_URI, QUEUE_URL, AWS_CONN_ID, VISIBILITY_SECONDS, waiter_delay=1, batches=5
         )
     ]
 

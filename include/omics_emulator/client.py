@@ -46,6 +46,10 @@ class EmulatorAdmin:
     def calls(self, operation: str) -> int:
         return int(self.counters()["operations"].get(operation, {}).get("calls", 0))
 
+    def events(self) -> dict[str, Any]:
+        """Events sent to SQS so far: ``{"queue", "sent", "failed", "ids"}``."""
+        return dict(self._call("GET", "events"))
+
     def reset_counters(self) -> None:
         self._call("DELETE", "counters")
 

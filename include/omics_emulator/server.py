@@ -9,6 +9,7 @@ Admin API (JSON in, JSON out; the real service never serves these paths):
 ``GET    /_emulator/config``                current settings
 ``PATCH  /_emulator/config``                change settings (partial, see ``config.py``)
 ``GET    /_emulator/counters``              calls, HTTP statuses and errors per operation
+``GET    /_emulator/events``                events sent to SQS: count, failures, their ids
 ``DELETE /_emulator/counters``              zero the counters
 ``GET    /_emulator/faults``                injected fault rules and how often they fired
 ``POST   /_emulator/faults``                add a rule (see ``faults.py``)
@@ -248,6 +249,9 @@ class EmulatorRequestHandler(BaseHTTPRequestHandler):
             if method == "DELETE":
                 server.counters.reset()
             return 200, server.counters.snapshot()
+        if (method, route) == ("GET", "events"):
+            publisher = backend.events
+            return 200, publisher.summary() if publisher else {"queue": None, "sent": 0, "failed": 0, "ids": []}
         if route == "faults":
             if method == "POST":
                 return 201, backend.faults.add(document).as_dict()

@@ -108,6 +108,8 @@ class EventPublisher:
         self._idle.set()
         self.sent = 0
         self.failed = 0
+        # Ids of the events SQS took, in order (what a test compares with what was processed).
+        self.sent_ids: list[str] = []
         self._thread = threading.Thread(target=self._pump, name="event-publisher", daemon=True)
         self._thread.start()
 
@@ -141,6 +143,7 @@ class EventPublisher:
         try:
             response = self._client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
             self.sent += len(response.get("Successful", []))
+            self.sent_ids += [str(batch[int(ok["Id"])]["id"]) for ok in response.get("Successful", [])]
             self.failed += len(response.get("Failed", []))
         except Exception:
             log.exception("could not deliver %d events to %s", len(batch), self.queue_url)
@@ -148,6 +151,9 @@ class EventPublisher:
 
     def wait_idle(self, timeout: float) -> bool:
         return self._idle.wait(timeout)
+
+    def summary(self) -> dict[str, Any]:
+        return {"queue": self.queue_url, "sent": self.sent, "failed": self.failed, "ids": list(self.sent_ids)}
 
     def close(self, timeout: float = 10.0) -> None:
         self._queue.put(None)

@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 
 from local_aws import LocalAWS
+from local_aws.receiver import Receiver
 from omics_emulator import EmulatorAdmin
 from omics_emulator.model import OPERATIONS
-
-from .receiver import Receiver
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/healthomics-run"
 SAMPLES = ["NA12878", "NA12891", "NA12892", "NA12893"]

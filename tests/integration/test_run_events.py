@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from healthomics.events.processor import EventProcessor, ProcessorSettings
+from local_aws.receiver import Receiver
 from omics_emulator import EmulatorAdmin
-
-from .receiver import Receiver
 
 CALLBACK_CONN = "healthomics_callback_test"
 

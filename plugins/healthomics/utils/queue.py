@@ -14,7 +14,13 @@ log = logging.getLogger(__name__)
 
 
 def sqs_watched_asset(
-    name: str, uri: str, queue_url: str, aws_conn_id: str | None, visibility_seconds: int, waiter_delay: int = 5
+    name: str,
+    uri: str,
+    queue_url: str,
+    aws_conn_id: str | None,
+    visibility_seconds: int,
+    waiter_delay: int = 5,
+    batches: int = 1,
 ) -> Asset:
     """
     An Asset whose events are batches of messages from an SQS queue, received in the triggerer.
@@ -28,11 +34,14 @@ def sqs_watched_asset(
     :param aws_conn_id: Airflow AWS connection.
     :param visibility_seconds: how long a received message stays hidden before it is delivered again.
     :param waiter_delay: seconds between receives when the queue is empty.
+    :param batches: receives (of up to 10 messages) gathered into one asset event, so a busy
+        queue makes fewer, larger DAG runs.
     """
     trigger = SqsSensorTrigger(
         sqs_queue=queue_url,
         aws_conn_id=aws_conn_id,
         max_messages=10,
+        num_batches=batches,
         wait_time_seconds=10,  # long polling: few empty receives
         waiter_delay=waiter_delay,
         visibility_timeout=visibility_seconds,

@@ -9,11 +9,24 @@ from typing import Any
 
 
 class Receiver:
-    """A LIMS stand-in: records every callback; answers ``status`` (200 unless told otherwise)."""
+    """A LIMS stand-in: records every callback; answers ``status`` (200 unless told otherwise).
 
-    def __init__(self) -> None:
+    :meth:`close` takes it off the network; :meth:`start` brings it back on the same port
+    (a receiver that was down for a while, at the address its callers know).
+    """
+
+    def __init__(self, port: int = 0) -> None:
         self.calls: list[dict[str, Any]] = []
         self.status = 200
+        self.port = port
+        self.server: ThreadingHTTPServer | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -29,10 +42,12 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.port = int(self.server.server_address[1])
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
