@@ -96,13 +96,18 @@ class Progress:
 
 
 class Schedule:
-    """Runs the faults in a thread of their own, each at its time."""
+    """Runs the faults in a thread of their own, each at its time.
+
+    The thread lives until :meth:`stop`: the components it starts again are its children, and
+    they get SIGTERM when the thread that started them ends (``PR_SET_PDEATHSIG`` is per thread).
+    """
 
     def __init__(self, faults: list[Fault], started: float) -> None:
         self.faults = sorted(faults, key=lambda f: f.at)
         self.started = started
         self._thread = threading.Thread(target=self._run, name="chaos-faults", daemon=True)
         self._stop = threading.Event()
+        self._finished = threading.Event()
 
     def _run(self) -> None:
         for fault in self.faults:
@@ -121,6 +126,8 @@ class Schedule:
                 log.exception("fault %s", fault.name)
                 fault.error = f"{type(err).__name__}: {err}"
             fault.healed = time.monotonic() - self.started
+        self._finished.set()
+        self._stop.wait()
 
     def start(self) -> Schedule:
         self._thread.start()
@@ -131,7 +138,8 @@ class Schedule:
         self._thread.join(300)
 
     def done(self) -> bool:
-        return not self._thread.is_alive()
+        """Every fault was injected and healed."""
+        return self._finished.is_set()
 
     def measure(self, progress: Progress) -> None:
         for fault in self.faults:

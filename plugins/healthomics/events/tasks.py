@@ -11,7 +11,7 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowNotFoun
 from airflow.sdk import BaseHook, Variable
 
 from healthomics.events.processor import EventProcessor, ProcessorSettings
-from healthomics.flowcell.tasks import AWS_CONN_ID, VAR_ALLOWED_OUTPUTS
+from healthomics.flowcell.tasks import AWS_CONN_ID, VAR_ALLOWED_OUTPUTS, is_last_try
 from healthomics.hooks.omics import HealthOmicsHook
 from healthomics.utils.queue import delete_messages, receipts, triggering_messages
 
@@ -55,30 +55,38 @@ def process_events(**context: Any) -> dict[str, int]:
     """Process every message of the triggering asset events; keep the handled ones for ``acknowledge``.
 
     A message whose processing failed (S3 unreachable, say, or anything about it the code did
-    not expect) is not acknowledged: it comes back after its visibility timeout, and the task
-    fails so the failure shows. Its failed tries are counted; after the last one it is
-    dead-lettered with the reason and acknowledged. One message never stops the others.
+    not expect) makes the task try again, after the others were processed (a retry finds them
+    archived). On the last try it is not acknowledged: it comes back after its visibility
+    timeout, and the task fails so the failure shows. Those failed tries are counted; after
+    the last one the message is dead-lettered with the reason and acknowledged. One message
+    never stops the others.
     """
     messages = triggering_messages(context)
     events = processor()
     handled, failed, counts = [], [], dict.fromkeys(("archived", "duplicate", "dead_letter"), 0)
+    errors: list[tuple[dict[str, Any], BaseException]] = []
     for message in messages:
-        body, message_id = message.get("Body", ""), str(message.get("MessageId"))
         try:
-            outcome = events.process(body, message_id)
+            outcome = events.process(message.get("Body", ""), str(message.get("MessageId")))
         except Exception as err:  # any one message's failure, whatever it is, stays with that message
-            log.exception("Message %s not processed", message_id)
-            try:
-                dead = events.failed(body, message_id, err)
-            except Exception:  # the dead-letter store itself is down: the message comes back anyway
-                log.exception("Could not count the failed try of message %s", message_id)
-                dead = False
-            if not dead:
-                failed.append(message)
-                continue
-            outcome = {"status": "dead_letter"}
+            log.exception("Message %s not processed", message.get("MessageId"))
+            errors.append((message, err))
+            continue
         handled.append(message)
         counts[outcome["status"]] += 1
+    if errors and not is_last_try(context):
+        raise AirflowException(f"{len(errors)} of {len(messages)} message(s) could not be processed; trying again")
+    for message, error in errors:
+        try:
+            dead = events.failed(message.get("Body", ""), str(message.get("MessageId")), error)
+        except Exception:  # the dead-letter store itself is down: the message comes back anyway
+            log.exception("Could not count the failed try of message %s", message.get("MessageId"))
+            dead = False
+        if dead:
+            handled.append(message)
+            counts["dead_letter"] += 1
+        else:
+            failed.append(message)
     context["ti"].xcom_push(key=HANDLED_XCOM, value=receipts(handled))
     log.info("%d message(s): %s; %d failed", len(messages), counts, len(failed))
     if failed:

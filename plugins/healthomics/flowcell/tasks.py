@@ -348,6 +348,12 @@ def entries_for_samples(plan: dict[str, Any], submitted: Any, **context: Any) ->
 # -- after the samples -----------------------------------------------------------------------
 
 
+def is_last_try(context: dict[str, Any]) -> bool:
+    """No retry follows this try of the task (Airflow retries while ``try_number <= max_tries``)."""
+    ti = context["ti"]
+    return int(ti.try_number) > int(getattr(ti, "max_tries", 0) or 0)
+
+
 def task_states(context: dict[str, Any], task_ids: list[str]) -> dict[str, str | None]:
     ti = context["ti"]
     states = ti.get_task_states(dag_id=ti.dag_id, task_ids=task_ids, run_ids=[ti.run_id])

@@ -17,10 +17,10 @@ import logging
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException
 from airflow.sdk import Param, Variable
 
-from healthomics.flowcell.tasks import AWS_CONN_ID, task_states
+from healthomics.flowcell.tasks import AWS_CONN_ID, is_last_try, task_states
 from healthomics.intake.manifests import (
     MANIFEST_SUFFIXES,
     MalformedNotificationError,
@@ -140,26 +140,33 @@ def manifests_from_events(**context: Any) -> list[dict[str, Any]]:
 def runs_for_manifests(objects: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
     """TriggerDagRunOperator arguments (deterministic run id, manifest URI) per manifest version.
 
-    Each object on its own: one that cannot be read now (S3 refused or failed) gets no run this
-    time and is left ``pending`` (its message comes back, or the next sweep looks again); its
-    failed tries are counted, and after the last one it is dead-lettered with the reason. The
-    others get their runs whatever happened to it.
+    Each object on its own. One that cannot be read now (S3 refused or failed) makes the task
+    try again (its retries outlast a short outage) after the others were read; on the last try
+    it is left ``pending`` while the others get their runs: its message comes back, or the next
+    sweep looks again. Those failed tries are counted, and after the last one it is
+    dead-lettered with the reason.
     """
     prefix = manifest_prefix(context.get("params"))
-    s3, letters = _s3(), dead_letters(prefix)
-    runs, run_objects, pending = [], [], []
+    s3 = _s3()
+    runs, run_objects, unreadable = [], [], []
     for obj in (ManifestObject(**o) for o in objects):
         try:
             run = flowcell_run(s3, obj)
         except Exception as err:  # this object's problem, whatever it is; the others go on
             log.exception("No run for %s (ETag %s) this time", obj.uri, obj.etag)
-            reason = f"could not read it to name its run: {type(err).__name__}: {err}"
-            if not letters.failed_try("manifest", identity(obj), reason, obj.as_dict()):
-                pending.append(identity(obj))
+            unreadable.append((obj, f"could not read it to name its run: {type(err).__name__}: {err}"))
             continue
         if run is not None:
             runs.append(run)
             run_objects.append({"identity": identity(obj), "object": obj.as_dict()})
+    if unreadable and not is_last_try(context):
+        raise AirflowException(f"{len(unreadable)} of {len(objects)} manifest(s) could not be read; trying again")
+    letters = dead_letters(prefix)
+    pending = [
+        identity(obj)
+        for obj, reason in unreadable
+        if not letters.failed_try("manifest", identity(obj), reason, obj.as_dict())
+    ]
     context["ti"].xcom_push(key=RUN_OBJECTS_XCOM, value=run_objects)
     context["ti"].xcom_push(key=PENDING_XCOM, value=pending)
     return runs
