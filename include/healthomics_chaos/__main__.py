@@ -19,7 +19,9 @@ import json
 import logging
 import platform
 import shutil
+import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -58,6 +60,7 @@ class ChaosConfig:
     samples: int = 200
     manifests: int = 20
     samples_per_manifest: int = 3
+    sample_run_hours: float = 4.0  # emulated; TIME_SCALE makes it minutes
     limit: float = 1200.0  # seconds, everything included
     landing_gap: float = 15.0  # seconds between landed manifests
     fault_start: float = 45.0  # seconds after the flowcell was triggered
@@ -203,7 +206,12 @@ def run(config: ChaosConfig) -> dict[str, Any]:
         "quotas": QUOTAS,
         "batch_submission_tps": 1.0,
         "profiles": {
-            "default": {"pending_seconds": 60, "starting_seconds": 300, "running_seconds": 4 * 3600, "jitter": 0.1},
+            "default": {
+                "pending_seconds": 60,
+                "starting_seconds": 300,
+                "running_seconds": config.sample_run_hours * 3600,
+                "jitter": 0.1,
+            },
             "cohort-qc": {"pending_seconds": 60, "starting_seconds": 60, "running_seconds": 600, "jitter": 0.0},
         },
         "check_inputs": False,
@@ -392,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=ChaosConfig.workdir)
     parser.add_argument("--results", type=Path, default=REPO / "docs" / "chaos" / "results.json")
     args = parser.parse_args(argv)
+    # A SIGTERM (timeout, Ctrl-C's cousin) still stops every process and drops the database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = ChaosConfig(
         seed=args.seed, samples=args.samples, manifests=args.manifests, limit=args.limit, workdir=args.workdir

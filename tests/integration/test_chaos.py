@@ -27,6 +27,7 @@ def test_a_reduced_chaos_run_loses_nothing_and_duplicates_nothing(tmp_path: Path
         seed=11,
         samples=20,
         manifests=3,
+        sample_run_hours=2,
         limit=780,
         landing_gap=10,
         fault_start=30,

@@ -229,3 +229,31 @@ def test_batch_resubmit_in_the_same_dag_run_starts_nothing_new(
     assert second["runs"] == first["runs"]
     assert len(omics.list_batch()["items"]) == 1
     assert len(omics.list_runs()["items"]) == 2
+
+
+@pytest.mark.parametrize("fail_on_submission_failure", [False, True], ids=["per-sample", "fail-the-task"])
+def test_a_batch_the_service_refuses_is_not_retried_and_every_sample_carries_the_reason(
+    airflow_env: dict[str, str],
+    realtime: EmulatorAdmin,
+    omics: Any,
+    workflow: dict[str, Any],
+    bucket: str,
+    fail_on_submission_failure: bool,
+) -> None:
+    """A zero-width space in one runSettingId: the service refuses the whole batch (ValidationException)."""
+    with new_dag() as dag:
+        batch_operator(
+            workflow, bucket, ["S1", "S\u200b2"], retries=2, fail_on_submission_failure=fail_on_submission_failure
+        )
+    states = run_dag(dag)
+    submit = states["submit"]
+    assert submit.try_number == 1  # refused as asked: trying again changes nothing
+    assert submit.state == (TaskInstanceState.FAILED if fail_on_submission_failure else TaskInstanceState.SUCCESS)
+    result = submit.xcom_pull(task_ids="submit")
+    assert result["status"] == "REFUSED" and result["batchId"] is None and result["runs"] == {}
+    assert set(result["failed"]) == {"S1", "S\u200b2"}
+    reason = result["failed"]["S1"]
+    assert reason["reason"] == "ValidationException"
+    assert "runSettingId" in reason["message"] and "regular expression pattern" in reason["message"]
+    assert realtime.calls("StartRunBatch") == 1
+    assert omics.list_batch()["items"] == []
