@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from local_aws import LocalAWS, create_active_workflow, reference_manifest
+from local_aws import LocalAWS, germline_and_qc_workflows, reference_manifest
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/healthomics-bench-run"
 BUCKET = "healthomics-bench"
@@ -33,19 +33,7 @@ def build_flowcell(stack: LocalAWS, samples: int) -> Flowcell:
     for sample in sample_ids:
         s3.put_object(Bucket=BUCKET, Key=f"fastq/{flowcell_id}/{sample}.fastq.gz", Body=b"@r\nACGT\n+\nFFFF\n")
     s3.put_object(Bucket=BUCKET, Key="qc/cohort-qc.json", Body=b"{}")
-    germline, cohort_qc = (
-        create_active_workflow(
-            omics,
-            name=name,
-            definitionUri=f"s3://{BUCKET}/workflows/{name}.zip",
-            parameterTemplate=template,
-            requestId=f"bench-{name}",
-        )["id"]
-        for name, template in (
-            ("germline-wgs", {"sample_id": {"description": "id"}, "fastq": {"description": "reads"}}),
-            ("cohort-qc", {"qc_config": {"description": "config"}, "samples": {"description": "samples"}}),
-        )
-    )
+    germline, cohort_qc = germline_and_qc_workflows(omics, BUCKET, "bench")
     manifest = reference_manifest(
         [(sample, f"s3://{BUCKET}/fastq/{flowcell_id}/{sample}.fastq.gz") for sample in sample_ids],
         sample_workflow=germline,

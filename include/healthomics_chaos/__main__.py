@@ -20,12 +20,9 @@ import logging
 import platform
 import shutil
 import signal
-import socket
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +34,7 @@ from healthomics_chaos import audit
 from healthomics_chaos.faults import Fault, Progress, Schedule, spread
 from healthomics_chaos.proxy import TcpProxy
 from healthomics_chaos.workload import ARCHIVE, EVENTS_QUEUE, LANDING, MANIFEST_PREFIX, ROLE_ARN, Workload
-from local_airflow import LocalAirflow
+from local_airflow import POSTGRES, REDIS, LocalAirflow, fresh_postgres_database, fresh_redis_broker, reachable
 from local_aws import LocalAWS
 from local_aws.receiver import Receiver
 from omics_emulator import EmulatorAdmin
@@ -45,8 +42,6 @@ from omics_emulator.quotas import DEFAULT_TPS
 
 log = logging.getLogger("healthomics_chaos")
 REPO = Path(__file__).resolve().parents[2]
-POSTGRES = ("127.0.0.1", 5432)
-REDIS = ("127.0.0.1", 6379)
 REDIS_DB = 12
 DAGS = ("healthomics_flowcell", "healthomics_manifest_events", "healthomics_run_events")
 TIME_SCALE = 60.0  # a sample's 4-hour run takes 4 minutes
@@ -71,43 +66,6 @@ class ChaosConfig:
     error_rate: float = 0.05
     kills: tuple[str, ...] = ("worker-1", "triggerer", "scheduler", "api-server")
     workdir: Path = REPO / ".local" / "chaos"
-
-
-def _reachable(address: tuple[str, int]) -> bool:
-    try:
-        with socket.create_connection(address, timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def fresh_database() -> Iterator[str]:
-    import psycopg2
-
-    name = f"airflow_chaos_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(host=POSTGRES[0], port=POSTGRES[1], user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg2://postgres@{POSTGRES[0]}:{POSTGRES[1]}/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
-@contextlib.contextmanager
-def fresh_broker() -> Iterator[str]:
-    import redis
-
-    client = redis.Redis(host=REDIS[0], port=REDIS[1], db=REDIS_DB)
-    client.flushdb()
-    try:
-        yield f"redis://{REDIS[0]}:{REDIS[1]}/{REDIS_DB}"
-    finally:
-        client.flushdb()
 
 
 def airflow_env(stack: LocalAWS, proxy: TcpProxy, receiver: Receiver, workload: Workload) -> dict[str, str]:
@@ -196,7 +154,7 @@ def flowcell_runs_done(engine: sqlalchemy.Engine, run_ids: list[str]) -> bool:
 
 def run(config: ChaosConfig) -> dict[str, Any]:
     """One chaos run; its results (see :func:`render`)."""
-    missing = [name for name, address in (("PostgreSQL", POSTGRES), ("Redis", REDIS)) if not _reachable(address)]
+    missing = [name for name, address in (("PostgreSQL", POSTGRES), ("Redis", REDIS)) if not reachable(address)]
     if missing:
         raise RuntimeError(f"the chaos run needs {' and '.join(missing)} on 127.0.0.1 (as the multi-node test)")
     began = time.monotonic()
@@ -234,8 +192,8 @@ def run(config: ChaosConfig) -> dict[str, Any]:
         cleanup.callback(receiver.close)
         workload = Workload(stack, config.samples, config.manifests, config.samples_per_manifest)
         workload.prepare()
-        database = cleanup.enter_context(fresh_database())
-        broker = cleanup.enter_context(fresh_broker())
+        database = cleanup.enter_context(fresh_postgres_database("airflow_chaos"))
+        broker = cleanup.enter_context(fresh_redis_broker(REDIS_DB))
         dags = config.workdir / "dags"
         dags.mkdir()
         for name in DAGS:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus
 
-from local_aws import LocalAWS, create_active_workflow, reference_manifest
+from local_aws import LocalAWS, germline_and_qc_workflows, reference_manifest
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/healthomics-chaos-run"
 LAB = "chaos-lab"
@@ -65,19 +65,7 @@ class Workload:
         for bucket in (LAB, ARCHIVE):
             s3.create_bucket(Bucket=bucket)
         s3.put_object(Bucket=LAB, Key="qc/cohort-qc.json", Body=b"{}")
-        self.sample_workflow, self.qc_workflow = (
-            create_active_workflow(
-                omics,
-                name=name,
-                definitionUri=f"s3://{LAB}/workflows/{name}.zip",
-                parameterTemplate=template,
-                requestId=f"chaos-{name}",
-            )["id"]
-            for name, template in (
-                ("germline-wgs", {"sample_id": {"description": "id"}, "fastq": {"description": "reads"}}),
-                ("cohort-qc", {"qc_config": {"description": "config"}, "samples": {"description": "samples"}}),
-            )
-        )
+        self.sample_workflow, self.qc_workflow = germline_and_qc_workflows(omics, LAB, "chaos")
         self.queues["manifests"] = self.stack.s3_events_to_queue(LANDING, MANIFEST_PREFIX, MANIFEST_QUEUE)
         self.queues["events"] = str(sqs.create_queue(QueueName=EVENTS_QUEUE)["QueueUrl"])
         self.queues["notifications"] = str(sqs.create_queue(QueueName=NOTIFICATIONS_QUEUE)["QueueUrl"])

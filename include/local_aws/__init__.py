@@ -305,6 +305,29 @@ def create_active_workflow(omics: Any, timeout: float = 120.0, **request: Any) -
     return created
 
 
+def germline_and_qc_workflows(omics: Any, bucket: str, request_prefix: str) -> tuple[str, str]:
+    """A per-sample germline workflow and a cohort QC workflow, ACTIVE; their ids.
+
+    Their parameters are those of the reference manifest format (``sample_id``, ``fastq``;
+    ``qc_config``, ``samples``). The emulator gives ``cohort-qc`` runs their own profile by name.
+    """
+    templates = {
+        "germline-wgs": {"sample_id": {"description": "id"}, "fastq": {"description": "reads"}},
+        "cohort-qc": {"qc_config": {"description": "config"}, "samples": {"description": "samples"}},
+    }
+    germline, cohort_qc = (
+        create_active_workflow(
+            omics,
+            name=name,
+            definitionUri=f"s3://{bucket}/workflows/{name}.zip",
+            parameterTemplate=template,
+            requestId=f"{request_prefix}-{name}",
+        )["id"]
+        for name, template in templates.items()
+    )
+    return str(germline), str(cohort_qc)
+
+
 def reference_manifest(
     fastqs: list[tuple[str, str]],
     sample_workflow: str,

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from healthomics_chaos.__main__ import POSTGRES, REDIS, ChaosConfig, _reachable, passed, render, run
+from healthomics_chaos.__main__ import ChaosConfig, passed, render, run
+from local_airflow import POSTGRES, REDIS, reachable
 
 pytestmark = pytest.mark.skipif(
-    not (_reachable(POSTGRES) and _reachable(REDIS)),
+    not (reachable(POSTGRES) and reachable(REDIS)),
     reason="needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (the development machines have both)",
 )
 

@@ -11,15 +11,13 @@ one HealthOmics run per sample.
 from __future__ import annotations
 
 import shutil
-import socket
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from local_airflow import LocalAirflow
+from local_airflow import POSTGRES, REDIS, LocalAirflow, fresh_postgres_database, fresh_redis_broker, reachable
 from local_aws import LocalAWS
 from omics_emulator import EmulatorAdmin
 
@@ -28,52 +26,22 @@ from .flowcells import lab_flowcell
 
 DAG_ID = "healthomics_flowcell"
 SAMPLES = [f"S{i:03d}" for i in range(50)]
-POSTGRES = ("127.0.0.1", 5432)
-REDIS = ("127.0.0.1", 6379)
-
-
-def _reachable(address: tuple[str, int]) -> bool:
-    try:
-        with socket.create_connection(address, timeout=2):
-            return True
-    except OSError:
-        return False
-
-
 pytestmark = pytest.mark.skipif(
-    not (_reachable(POSTGRES) and _reachable(REDIS)),
+    not (reachable(POSTGRES) and reachable(REDIS)),
     reason="needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (the development machines have both)",
 )
 
 
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this Airflow, dropped afterwards."""
-    import psycopg2
-
-    name = f"airflow_multinode_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(host=POSTGRES[0], port=POSTGRES[1], user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg2://postgres@{POSTGRES[0]}:{POSTGRES[1]}/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with fresh_postgres_database("airflow_multinode") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def broker() -> Iterator[str]:
-    """A Redis database of its own for the Celery broker, emptied before and after."""
-    import redis
-
-    index = 11
-    client = redis.Redis(host=REDIS[0], port=REDIS[1], db=index)
-    client.flushdb()
-    yield f"redis://{REDIS[0]}:{REDIS[1]}/{index}"
-    client.flushdb()
+    with fresh_redis_broker(11) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from healthomics.utils.documents import DocumentError, read_json
+from healthomics.utils.documents import DocumentError, strict_json
 from healthomics.utils.text import shown
 
 RUN_STATUS_CHANGE = "Run Status Change"
@@ -90,13 +90,9 @@ def _document(body: Any) -> Any:
     if not isinstance(body, str):
         return body
     try:
-        document = read_json(body, root="message")
+        return strict_json(body, root="message")
     except DocumentError as err:
         raise MalformedEventError(str(err)) from err
-    if document.problems:
-        path, problem = document.problems[0]
-        raise MalformedEventError(f"{path}: {problem}")
-    return document.value
 
 
 def parse_event(body: Any) -> OmicsEvent:

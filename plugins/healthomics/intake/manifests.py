@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from healthomics.manifest import declared_flowcell_id
 from healthomics.manifest.model import MAX_MANIFEST_BYTES
 from healthomics.utils.dead_letters import digest
-from healthomics.utils.documents import DocumentError, read_json
+from healthomics.utils.documents import DocumentError, strict_json
 from healthomics.utils.s3 import InvalidS3UriError, parse_s3_uri
 from healthomics.utils.text import markdown_literal, shown
 
@@ -136,13 +136,9 @@ def objects_in_notification(body: Any) -> list[ManifestObject]:
 def _objects_in(body: Any, wrapped: bool) -> list[ManifestObject]:
     if isinstance(body, str):
         try:
-            document = read_json(body, root="message")
+            body = strict_json(body, root="message")
         except DocumentError as err:
             raise MalformedNotificationError(str(err)) from err
-        if document.problems:
-            path, problem = document.problems[0]
-            raise MalformedNotificationError(f"{path}: {problem}")
-        body = document.value
     if not isinstance(body, dict):
         raise MalformedNotificationError("not a JSON object")
     if body.get("Type") == "Notification" and "Message" in body and not wrapped:  # S3 -> SNS -> SQS

@@ -86,6 +86,15 @@ def read_json(text: str | bytes, *, root: str = "document", max_depth: int = MAX
     return document
 
 
+def strict_json(text: str | bytes, *, root: str = "document") -> Any:
+    """:func:`read_json` for a message: any problem at all refuses it (:class:`DocumentError`)."""
+    document = read_json(text, root=root)
+    if document.problems:
+        path, problem = document.problems[0]
+        raise DocumentError(f"{path}: {problem}")
+    return document.value
+
+
 def nesting_problems(value: Any, *, root: str = "document", max_depth: int = MAX_JSON_DEPTH) -> list[str]:
     """Where an already parsed document is nested deeper than ``max_depth`` (the first place found)."""
     for path, _, depth in _walk(value, root):

@@ -23,17 +23,9 @@ from healthomics.notifications.report import SNS_MESSAGE_MAX_BYTES, sns_text
 from healthomics.utils.s3 import parse_s3_uri
 from healthomics.utils.text import markdown_literal, one_line
 
+from .test_manifest import ref_sample
+
 ROLE = "arn:aws:iam::123456789012:role/healthomics-run"
-
-
-def ref_sample(sample_id: str, **overrides: Any) -> dict[str, Any]:
-    return {
-        "sampleId": sample_id,
-        "fastqFileRef": f"s3://lab-fastq/FC1/{sample_id}.fastq.gz",
-        "ahoSampleWorkflowId": "1234567",
-        "OutputS3path": "s3://lab-output/FC1/",
-        **overrides,
-    }
 
 
 def problems_of(raw: Any, source: str | None = None, **options: Any) -> list[str]:
