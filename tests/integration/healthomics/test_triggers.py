@@ -90,12 +90,13 @@ def test_thousand_waiting_runs_cost_ten_calls_per_poll(big_batch: dict[str, Any]
     events = asyncio.run(wait_all(triggers, emulator, rounds_before_finish=3, manager=SharedStreamManager()))
 
     operations = emulator.counters()["operations"]
-    list_calls = operations["ListRuns"]["calls"]
+    # Pages answered (a page throttled on a busy machine is asked again by botocore: counted once).
+    list_calls = operations["ListRuns"]["statuses"].get("200", 0)
     pages_per_poll = math.ceil(SAMPLES / 100)
     polls = list_calls / pages_per_poll
     assert list_calls % pages_per_poll == 0 and polls >= 2, f"{list_calls} ListRuns calls"
     # Only the failed run is described individually (for its failureReason).
-    assert operations.get("GetRun", {}).get("calls", 0) == 1
+    assert operations.get("GetRun", {}).get("statuses", {}).get("200", 0) == 1
     assert set(operations) <= {"ListRuns", "GetRun"}
 
     by_sample = {e.payload["run"]["sampleId"]: e.payload for e in events}
