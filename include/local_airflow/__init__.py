@@ -184,6 +184,15 @@ class LocalAirflow:
             # provider layer (see plugins/healthomics_plugin.py).
             "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.sql_alchemy_conn,
+            # The api-server answers every running task's Execution API calls from one pool; 32
+            # tasks at once (LocalExecutor's parallelism) emptied the default 5 + 10 connections
+            # and calls timed out after 30 s. SQLite connections cost nothing; a PostgreSQL
+            # server's connections are shared by every component, so it keeps the default.
+            **(
+                {"AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "16", "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "32"}
+                if self.database_url is None
+                else {}
+            ),
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
