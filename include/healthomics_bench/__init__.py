@@ -2,5 +2,5 @@
 
 Both run in a real local Airflow against the HealthOmics emulator, one after the other, on
 the same machine, for flowcells of several sizes; the results are ratios of the two.
-See ``python -m healthomics_bench --help`` and the README's "Benchmarks" section.
+See ``python -m healthomics_bench --help`` and docs/benchmarks.md.
 """

@@ -200,7 +200,7 @@ def derive(
     start_run_tps: float,
     deferred_at: dict[int, float] | None = None,
 ) -> dict[str, Any]:
-    """The issue's metrics from what one run left behind (see the README's Benchmarks section)."""
+    """The issue's metrics from what one run left behind (see docs/benchmarks.md)."""
     scale = clock.scale
     by_task: dict[str, list[dict[str, Any]]] = {}
     for ti in task_instances:

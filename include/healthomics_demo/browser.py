@@ -41,7 +41,7 @@ def find_chromium() -> str | None:
 
 @contextlib.contextmanager
 def browser_page(chromium: str) -> Iterator[Page]:
-    """A page of a fresh headless Chromium (closed afterwards), sized for README screenshots."""
+    """A page of a fresh headless Chromium (closed afterwards), sized for the docs' screenshots."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:

@@ -1,4 +1,4 @@
-"""``python -m healthomics_demo.screenshots``: README screenshots from a real run in a local Airflow.
+"""``python -m healthomics_demo.screenshots``: the docs' screenshots from a real run in a local Airflow.
 
 Starts what ``make up`` starts (the local stack with the demo flowcell, a local Airflow with a
 login), then, in headless Chromium (the system package, driven by Playwright), logs in,
@@ -19,7 +19,7 @@ from healthomics_demo import browser
 from healthomics_demo.__main__ import FAILING_SAMPLE, FLOWCELL, REPO
 from healthomics_demo.up import DAG_ID, local_ui
 
-# The README's pictures, by what they show.
+# The pictures of docs/flowcell.md and docs/ui.md, by what they show.
 TRIGGER_FORM = "flowcell-trigger-form.png"
 MAPPED_SAMPLES = "flowcell-mapped-samples.png"
 RUN_GRID = "flowcell-run-grid.png"

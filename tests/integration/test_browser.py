@@ -4,7 +4,7 @@ Headless Chromium (Debian's package, driven by Playwright) against what ``make u
 local stack with the demo flowcell (twelve samples, NA12885 made to fail) and a local Airflow
 with a login. The form gets only the manifest and the QC policy; the run role and the SNS topic
 come from the Variables ``make up`` sets. With ``HEALTHOMICS_SCREENSHOTS_DIR=docs/images`` the
-test also refreshes the README's pictures.
+test also refreshes the pictures in docs/images.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def test_a_person_logs_in_triggers_a_flowcell_with_the_form_and_sees_its_samples
     browser.log_in(page, ui.url, ui.username, ui.password, path=f"/dags/{DAG_ID}")
     assert page.url == f"{ui.url}/dags/{DAG_ID}"
 
-    # The run id the README's pictures show, typed into the form's Advanced Options.
+    # The run id the docs' pictures show, typed into the form's Advanced Options.
     run_id = browser.trigger_with_form(page, ui.url, DAG_ID, ui.form, run_id=RUN_ID, screenshot=tmp_path / TRIGGER_FORM)
     assert run_id == RUN_ID
     run = ui.airflow.dag_run(DAG_ID, run_id)

@@ -128,7 +128,7 @@ PARAMS: dict[str, Param] = {
         type=["null", "object"],
         title="Workflow parameters",
         description='How manifest fields become workflow parameters, e.g. {"reads": "{fastq_1}", '
-        '"id": "{sample_id}"}. Default per format (see the README).',
+        '"id": "{sample_id}"}. Default per format (see docs/flowcell.md).',
     ),
     "qc_min_completed_fraction": Param(
         None,
