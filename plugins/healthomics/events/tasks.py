@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -11,7 +10,7 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowNotFoun
 from airflow.sdk import BaseHook, Variable
 
 from healthomics.events.processor import EventProcessor, ProcessorSettings
-from healthomics.flowcell.tasks import AWS_CONN_ID, VAR_ALLOWED_OUTPUTS, is_last_try
+from healthomics.flowcell.tasks import AWS_CONN_ID, allowed_output_prefixes, is_last_try
 from healthomics.hooks.omics import HealthOmicsHook
 from healthomics.utils.queue import delete_messages, receipts, triggering_messages
 
@@ -42,7 +41,7 @@ def processor() -> EventProcessor:
         archive_uri=Variable.get(VAR_EVENTS_ARCHIVE_URI),
         kms_key_id=Variable.get(VAR_EVENTS_KMS_KEY, default=None),
         callback_conn_id=_callback_conn_id(),
-        allowed_output_prefixes=tuple(json.loads(Variable.get(VAR_ALLOWED_OUTPUTS, default="[]"))),
+        allowed_output_prefixes=tuple(allowed_output_prefixes()),
     )
     return EventProcessor(
         settings,

@@ -192,6 +192,12 @@ def slim_entries(entries: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], d
     return slim, start_requests
 
 
+def qc_samples_uri(manifest: FlowcellManifest, digest: str) -> str:
+    """Where the QC gate lists the completed samples for the QC run (content-addressed by ``digest``)."""
+    assert manifest.qc is not None
+    return f"{manifest.qc.output_uri.rstrip('/')}/qc-inputs/{manifest.flowcell_id}/{digest}.json"
+
+
 def qc_run(dag_id: str, manifest: FlowcellManifest, samples_uri: str, digest: str) -> dict[str, Any]:
     """HealthOmicsStartRunOperator kwargs of the flowcell's QC run over the samples listed at ``samples_uri``."""
     assert manifest.qc is not None
@@ -254,7 +260,8 @@ def submission_problems(
                 messages.append(f"runTags: {len(merged_tags)} tags with the batch's; a run takes at most 50")
             add("sample", setting["runSettingId"], messages)
     if manifest.qc is not None:
-        qc = qc_run(dag_id, manifest, f"{manifest.qc.output_uri.rstrip('/')}/qc-inputs/x/{'0' * 16}.json", "0" * 16)
+        digest = "0" * 16  # (the gate's digest of the completed samples: 16 hex digits)
+        qc = qc_run(dag_id, manifest, qc_samples_uri(manifest, digest), digest)
         request = {
             **qc["run_options"],
             "workflowId": qc["workflow_id"],

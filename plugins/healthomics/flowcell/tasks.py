@@ -23,6 +23,7 @@ from healthomics.flowcell.plan import (
     SUBMISSION_MODES,
     batch_groups,
     qc_run,
+    qc_samples_uri,
     sample_entries,
     select_samples,
     slim_entries,
@@ -188,6 +189,11 @@ def _omics(context: dict[str, Any]) -> HealthOmicsHook:
     return HealthOmicsHook(aws_conn_id=AWS_CONN_ID)
 
 
+def allowed_output_prefixes() -> list[str]:
+    """The deployment's allowed output prefixes (Variable, a JSON list; empty: no restriction)."""
+    return list(json.loads(Variable.get(VAR_ALLOWED_OUTPUTS, default="[]")))
+
+
 def read_manifest(params: dict[str, Any], aws_conn_id: str | None) -> tuple[bytes | str | dict[str, Any], str | None]:
     """The manifest a run names (``manifest_uri`` or inline ``manifest``) and where it came from."""
     if params.get("manifest_uri"):
@@ -236,7 +242,7 @@ def manifest_options(params: dict[str, Any]) -> ManifestOptions:
         qc_min_completed_fraction=params.get("qc_min_completed_fraction"),
         sns_topic_arn=params.get("sns_topic_arn"),
         report_uri=params.get("report_uri"),
-        allowed_output_prefixes=json.loads(Variable.get(VAR_ALLOWED_OUTPUTS, default="[]")),
+        allowed_output_prefixes=allowed_output_prefixes(),
         run_defaults={"workflow_version_name": params["workflow_version_name"]}
         if params.get("workflow_version_name")
         else {},
@@ -433,7 +439,7 @@ def qc_gate(**context: Any) -> dict[str, Any]:
     # The list can be far larger than the 50 KB a run's parameters may hold: it goes to S3
     # (content-addressed, so a repeated gate writes the same object) and the run gets its URI.
     digest = fingerprint(completed)[:16]
-    samples_uri = f"{manifest.qc.output_uri.rstrip('/')}/qc-inputs/{manifest.flowcell_id}/{digest}.json"
+    samples_uri = qc_samples_uri(manifest, digest)
     s3 = S3Hook(aws_conn_id=AWS_CONN_ID)
     bucket, key = S3Hook.parse_s3_url(samples_uri)
     if not s3.check_for_key(key, bucket_name=bucket):
@@ -509,7 +515,7 @@ def notify(**context: Any) -> dict[str, Any]:
 def _invalid_report_base(params: dict[str, Any], problems: list[str]) -> str | None:
     """Where the report of a refused manifest goes: the ``report_uri`` param if it is a usable,
     allowed location, else next to the manifest (the lab's own landing place), else nowhere."""
-    allowed = [parse_s3_uri(p) for p in json.loads(Variable.get(VAR_ALLOWED_OUTPUTS, default="[]"))]
+    allowed = [parse_s3_uri(p) for p in allowed_output_prefixes()]
     requested = params.get("report_uri")
     if requested:
         try:
@@ -523,7 +529,7 @@ def _invalid_report_base(params: dict[str, Any], problems: list[str]) -> str | N
         manifest = parse_s3_uri(params.get("manifest_uri"), need_key=True)
     except InvalidS3UriError:
         return None
-    return manifest.join(manifest.key.rsplit("/", 1)[0] if "/" in manifest.key else "", "_reports").uri
+    return manifest.parent().join("_reports").uri
 
 
 def _notify_invalid_manifest(context: dict[str, Any]) -> dict[str, Any]:

@@ -23,14 +23,16 @@ def _fits(text: str) -> bool:
     return len(text.encode()) <= SNS_MESSAGE_MAX_BYTES
 
 
-def sns_text(report: dict[str, Any]) -> str:
+def sns_text(report: dict[str, Any], text: str | None = None) -> str:
     """The report's text as SNS can carry it (it refuses a larger message on every try).
 
     The whole text if it fits; else the samples that did not complete (the ones someone must
     look at) with the COMPLETED ones counted; else as many lines as fit. Whatever is left out
     is said, with where the full report is.
+
+    :param text: the report's whole text, if it is already rendered.
     """
-    text = render_text(report)
+    text = text if text is not None else render_text(report)
     if _fits(text):
         return text
     not_completed = [s for s in report["samples"] if s["status"] != "COMPLETED"]

@@ -53,6 +53,10 @@ class S3Uri:
         key = "/".join(p.strip("/") for p in (self.key, *parts) if p.strip("/"))
         return S3Uri(self.bucket, key)
 
+    def parent(self) -> S3Uri:
+        """The folder holding this key (``s3://b/a/m.json`` -> ``s3://b/a``)."""
+        return S3Uri(self.bucket, self.key.rstrip("/").rpartition("/")[0])
+
     def within(self, prefix: S3Uri) -> bool:
         """In ``prefix``'s bucket, and at or below its key on a ``/`` boundary.
 

@@ -129,6 +129,11 @@ def test_every_output_is_held_to_the_allowed_prefixes_on_their_boundaries() -> N
     assert parse_s3_uri("s3://acc-results/team-a/FC1").within(team)
     assert not parse_s3_uri("s3://acc-results/team-ab/FC1").within(team)
     assert not parse_s3_uri("s3://acc-results-evil/team-a").within(parse_s3_uri("s3://acc-results"))
+    # (a refused manifest's report goes beside it: the folder holding its key)
+    assert (
+        parse_s3_uri("s3://lab-in/manifests/FC1.json").parent().join("_reports").uri == "s3://lab-in/manifests/_reports"
+    )
+    assert parse_s3_uri("s3://lab-in/FC1.json").parent().join("_reports").uri == "s3://lab-in/_reports"
 
 
 def test_the_flowcell_id_is_checked_wherever_it_comes_from() -> None:
