@@ -7,7 +7,7 @@ anything starts; a dry run (the default) stops there. Completed runs are found t
 tags and reused, so their outputs still reach QC; live runs are never duplicated.
 
 Flowcell runs in flight are bounded by ``healthomics_flowcell``'s ``max_active_runs``
-(HEALTHOMICS_MAX_ACTIVE_FLOWCELLS); a backfill of 200 flowcells queues the rest.
+([healthomics] max_active_flowcells); a backfill of 200 flowcells queues the rest.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ import datetime as dt
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, task
 
-from healthomics.backfill import tasks as backfill
-from healthomics.flowcell.tasks import TASK_DEFAULTS
-from healthomics.intake.tasks import FLOWCELL_DAG_ID
+from healthomics import settings
+from healthomics.reruns import tasks as reruns
 
 with DAG(
     dag_id="healthomics_backfill",
@@ -27,23 +26,23 @@ with DAG(
     schedule=None,
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
-    default_args=TASK_DEFAULTS,
-    params=backfill.PARAMS,
+    default_args=settings.TASK_DEFAULTS,
+    params=reruns.PARAMS,
     tags=["healthomics", "backfill"],
     doc_md=__doc__,
 ) as dag:
-    flowcells = task(backfill.select_flowcells, task_id="select_flowcells", retries=0)()
+    flowcells = task(reruns.select_flowcells, task_id="select_flowcells", retries=0)()
     plans = task(
-        backfill.plan_flowcell,
-        task_id=backfill.PLAN_TASK,
+        reruns.plan_flowcell,
+        task_id=reruns.PLAN_TASK,
         map_index_template="{{ flowcell_id }}",
         retries=2,
     ).expand(flowcell=flowcells)
-    runs = task(backfill.runs_to_trigger, task_id="runs_to_trigger", trigger_rule="all_done")(plans)
+    runs = task(reruns.runs_to_trigger, task_id="runs_to_trigger", trigger_rule="all_done")(plans)
     trigger = TriggerDagRunOperator.partial(
         task_id="trigger_flowcell",
-        trigger_dag_id=FLOWCELL_DAG_ID,
+        trigger_dag_id=settings.FLOWCELL_DAG_ID,
         skip_when_already_exists=True,  # a retried trigger finds its run
         map_index_template="{{ task.trigger_run_id }}",
     ).expand_kwargs(runs)
-    trigger >> task(backfill.backfill_outcome, task_id="backfill_outcome", trigger_rule="all_done")()
+    trigger >> task(reruns.backfill_outcome, task_id="backfill_outcome", trigger_rule="all_done")()

@@ -11,20 +11,17 @@ the REST API. The logic lives in ``plugins/healthomics``; this file only wires i
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 from airflow.sdk import DAG, task
 
-from healthomics.flowcell import tasks as flowcell
-from healthomics.flowcell.tasks import TASK_DEFAULTS
+from healthomics import settings
+from healthomics.flowcell import delivery, load, qc, task_ids
+from healthomics.flowcell.params import PARAMS
+from healthomics.flowcell.sample import HealthOmicsSampleRunOperator
 from healthomics.operators.batch import HealthOmicsStartRunBatchOperator
 from healthomics.operators.run import HealthOmicsStartRunOperator
-from healthomics.operators.sample import HealthOmicsSampleRunOperator
 
-# Seconds between status polls (one ListRuns page per 100 waiting samples each time).
-POLL_SECONDS = float(os.environ.get("HEALTHOMICS_POLL_SECONDS", "60"))
-# Flowcells in flight at once (the rest queue): size it to the account's HealthOmics run quotas.
-MAX_ACTIVE_FLOWCELLS = int(os.environ.get("HEALTHOMICS_MAX_ACTIVE_FLOWCELLS", "8"))
+POLL_SECONDS = settings.poll_seconds()
 
 with DAG(
     dag_id="healthomics_flowcell",
@@ -32,47 +29,47 @@ with DAG(
     schedule=None,
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
-    default_args=TASK_DEFAULTS,
-    max_active_runs=MAX_ACTIVE_FLOWCELLS,
-    params=flowcell.PARAMS,
+    default_args=settings.TASK_DEFAULTS,
+    max_active_runs=settings.max_active_flowcells(),
+    params=PARAMS,
     tags=["healthomics", "genomics"],
     doc_md=__doc__,
 ) as dag:
     # Invalid input fails for good (AirflowFailException); throttling or a 5xx is retried.
-    plan = task(flowcell.load_manifest, task_id=flowcell.LOAD_TASK, retries=2, retry_delay=dt.timedelta(seconds=30))()
-    go = task.short_circuit(flowcell.proceed, task_id="proceed", ignore_downstream_trigger_rules=False)(plan)
+    plan = task(load.load_manifest, task_id=task_ids.LOAD_TASK, retries=2, retry_delay=dt.timedelta(seconds=30))()
+    go = task.short_circuit(load.proceed, task_id="proceed", ignore_downstream_trigger_rules=False)(plan)
 
     submit = HealthOmicsStartRunBatchOperator.partial(
         task_id="submit_batch",
-        aws_conn_id=flowcell.AWS_CONN_ID,
+        aws_conn_id=settings.AWS_CONN_ID,
         deferrable=True,
         poll_interval=POLL_SECONDS,
         fail_on_submission_failure=False,  # the sample tasks report refused samples one by one
         retries=2,
         retry_delay=dt.timedelta(minutes=1),
-    ).expand_kwargs(task(flowcell.batches_of, task_id="batches")(plan))
+    ).expand_kwargs(task(load.batches_of, task_id="batches")(plan))
 
-    entries = task(
-        flowcell.entries_for_samples, task_id=flowcell.ENTRIES_TASK, trigger_rule="none_failed_min_one_success"
-    )(plan, submit.output)
+    entries = task(load.entries_for_samples, task_id=task_ids.ENTRIES_TASK, trigger_rule="none_failed_min_one_success")(
+        plan, submit.output
+    )
     samples = HealthOmicsSampleRunOperator.partial(
-        task_id=flowcell.SAMPLE_TASK,
-        aws_conn_id=flowcell.AWS_CONN_ID,
+        task_id=task_ids.SAMPLE_TASK,
+        aws_conn_id=settings.AWS_CONN_ID,
         deferrable=True,
         poll_interval=POLL_SECONDS,
         map_index_template="{{ task.sample['sample_id'] }}",
-        wake_queue_url=flowcell.WAKE_QUEUE_URL,
-        start_requests_from=(flowcell.ENTRIES_TASK, flowcell.START_REQUESTS_XCOM),
+        wake_queue_url=settings.WAKE_QUEUE_URL,
+        start_requests_from=(task_ids.ENTRIES_TASK, task_ids.START_REQUESTS_XCOM),
         # A lost worker or an API error is retried; a failed run is not (clear the task to pay for
         # another run; it resumes from the run cache).
         retries=2,
         retry_delay=dt.timedelta(seconds=30),
     ).expand(sample=entries)
 
-    gate = task(flowcell.qc_gate, task_id=flowcell.QC_GATE_TASK, trigger_rule="all_done", multiple_outputs=True)()
-    qc = HealthOmicsStartRunOperator(
-        task_id=flowcell.QC_TASK,
-        aws_conn_id=flowcell.AWS_CONN_ID,
+    gate = task(qc.qc_gate, task_id=task_ids.QC_GATE_TASK, trigger_rule="all_done", multiple_outputs=True)()
+    qc_run = HealthOmicsStartRunOperator(
+        task_id=task_ids.QC_TASK,
+        aws_conn_id=settings.AWS_CONN_ID,
         workflow_id=gate["workflow_id"],
         role_arn=gate["role_arn"],
         output_uri=gate["output_uri"],
@@ -84,13 +81,13 @@ with DAG(
         deferrable=True,
         end_from_trigger=True,
         poll_interval=POLL_SECONDS,
-        wake_queue_url=flowcell.WAKE_QUEUE_URL,
+        wake_queue_url=settings.WAKE_QUEUE_URL,
     )
     report = task(
-        flowcell.notify, task_id="notify", trigger_rule="all_done", retries=3, retry_delay=dt.timedelta(seconds=30)
+        delivery.notify, task_id="notify", trigger_rule="all_done", retries=3, retry_delay=dt.timedelta(seconds=30)
     )()
-    verdict = task(flowcell.flowcell_outcome, task_id="flowcell_outcome", trigger_rule="all_done")()
+    verdict = task(qc.flowcell_outcome, task_id="flowcell_outcome", trigger_rule="all_done")()
 
     go >> [submit, entries]  # a dry run stops here
-    samples >> gate >> qc >> report >> verdict
+    samples >> gate >> qc_run >> report >> verdict
     plan >> [gate, report, verdict]  # they read the plan themselves: an invalid manifest still gets a report

@@ -5,8 +5,10 @@ provider's SqsSensorTrigger, in the triggerer) -> an asset event -> this DAG -> 
 ``healthomics_flowcell`` run per manifest version, its run id made of flowcell id + ETag, so a
 duplicate event starts nothing and a changed manifest starts a new run.
 
-Configure with the Airflow Variables ``healthomics_manifest_prefix`` (s3://<bucket>/<prefix>/) and
-``healthomics_manifest_queue_url``; without them the DAG has no schedule and does nothing.
+Configure with the options ``manifest_prefix`` (s3://<bucket>/<prefix>/) and
+``manifest_queue_url`` of the ``[healthomics]`` configuration section (e.g.
+``AIRFLOW__HEALTHOMICS__MANIFEST_QUEUE_URL``); without them the DAG has no schedule and does
+nothing. See docs/configuration.md.
 Messages are deleted from the queue only after their runs exist: while Airflow is down they
 wait in the queue. Where there is no queue, ``healthomics_manifest_sweep`` does the same by
 listing the prefix.
@@ -15,27 +17,25 @@ listing the prefix.
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import DAG, Asset, Variable, task
+from airflow.sdk import DAG, Asset, task
 
-from healthomics.flowcell.tasks import AWS_CONN_ID, TASK_DEFAULTS
+from healthomics import settings
 from healthomics.intake import tasks as intake
 from healthomics.utils.queue import sqs_watched_asset
 
-PREFIX = Variable.get(intake.VAR_MANIFEST_PREFIX, default=None)
-QUEUE_URL = Variable.get(intake.VAR_MANIFEST_QUEUE_URL, default=None)
-# How long a received message stays hidden before it is delivered again (its runs not yet
-# triggered, or its receiver gone). Keep it under a dead-letter queue's maxReceiveCount budget.
-VISIBILITY_SECONDS = int(
-    os.environ.get("HEALTHOMICS_MANIFEST_VISIBILITY_SECONDS", str(intake.MESSAGE_VISIBILITY_SECONDS))
-)
+PREFIX = settings.option(settings.MANIFEST_PREFIX)
+QUEUE_URL = settings.option(settings.MANIFEST_QUEUE_URL)
 
 schedule: list[Asset] | None = None
 if PREFIX and QUEUE_URL:
     # Messages are deleted by the acknowledge task, once their runs exist.
-    schedule = [sqs_watched_asset("healthomics_manifests", PREFIX, QUEUE_URL, AWS_CONN_ID, VISIBILITY_SECONDS)]
+    schedule = [
+        sqs_watched_asset(
+            "healthomics_manifests", PREFIX, QUEUE_URL, settings.AWS_CONN_ID, settings.manifest_visibility_seconds()
+        )
+    ]
 
 with DAG(
     dag_id="healthomics_manifest_events",
@@ -43,7 +43,7 @@ with DAG(
     schedule=schedule,
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
-    default_args=TASK_DEFAULTS,
+    default_args=settings.TASK_DEFAULTS,
     tags=["healthomics", "intake"],
     doc_md=__doc__,
 ) as dag:
@@ -51,7 +51,7 @@ with DAG(
     runs = task(intake.runs_for_manifests, task_id=intake.RUNS_TASK)(manifests)
     trigger = TriggerDagRunOperator.partial(
         task_id=intake.TRIGGER_TASK,
-        trigger_dag_id=intake.FLOWCELL_DAG_ID,
+        trigger_dag_id=settings.FLOWCELL_DAG_ID,
         skip_when_already_exists=True,  # the same manifest version again: its run is there
         map_index_template="{{ task.trigger_run_id }}",
     ).expand_kwargs(runs)

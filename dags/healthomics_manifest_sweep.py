@@ -8,31 +8,27 @@ never start a manifest twice. A sweep that finds nothing before its timeout is s
 
 Manifests that landed between two past dates: ``airflow backfill create --dag-id
 healthomics_manifest_sweep --from-date ... --to-date ...`` sweeps exactly those intervals.
-Prefix: the ``manifest_prefix`` param, else the Airflow Variable ``healthomics_manifest_prefix``.
+Prefix: the ``manifest_prefix`` param, else the option ``[healthomics] manifest_prefix``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, task
 
-from healthomics.flowcell.tasks import AWS_CONN_ID, TASK_DEFAULTS
+from healthomics import settings
 from healthomics.intake import tasks as intake
-
-SCHEDULE = os.environ.get("HEALTHOMICS_SWEEP_SCHEDULE", "@hourly")
-POKE_SECONDS = float(os.environ.get("HEALTHOMICS_SWEEP_POKE_SECONDS", "60"))
 
 with DAG(
     dag_id="healthomics_manifest_sweep",
     description="One healthomics_flowcell run per manifest landing in S3 (deferrable S3 key sensor)",
-    schedule=SCHEDULE,
+    schedule=settings.sweep_schedule(),
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
-    default_args=TASK_DEFAULTS,
+    default_args=settings.TASK_DEFAULTS,
     max_active_runs=1,
     params=intake.SWEEP_PARAMS,
     user_defined_macros={"sensor_bucket": intake.sensor_bucket, "sensor_key": intake.sensor_key},
@@ -41,14 +37,14 @@ with DAG(
 ) as dag:
     landed = S3KeySensor(
         task_id="wait_for_manifest",
-        aws_conn_id=AWS_CONN_ID,
+        aws_conn_id=settings.AWS_CONN_ID,
         bucket_name="{{ sensor_bucket(params) }}",
         bucket_key="{{ sensor_key(params) }}",
         wildcard_match=True,
         check_fn=intake.landed_in_window,
         metadata_keys=["Key", "LastModified"],
         deferrable=True,
-        poke_interval=POKE_SECONDS,
+        poke_interval=settings.sweep_poke_seconds(),
         timeout=intake.SWEEP_WAIT.total_seconds() + 600,  # (check_fn skips the sweep at SWEEP_WAIT)
         soft_fail=True,
     )
@@ -56,7 +52,7 @@ with DAG(
     runs = task(intake.runs_for_manifests, task_id=intake.RUNS_TASK)(manifests)
     trigger = TriggerDagRunOperator.partial(
         task_id=intake.TRIGGER_TASK,
-        trigger_dag_id=intake.FLOWCELL_DAG_ID,
+        trigger_dag_id=settings.FLOWCELL_DAG_ID,
         skip_when_already_exists=True,
         map_index_template="{{ task.trigger_run_id }}",
     ).expand_kwargs(runs)

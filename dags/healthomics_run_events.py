@@ -9,26 +9,24 @@ links, and for COMPLETED runs the outputs map), archived to S3 encrypted as
 Messages leave the queue only once handled; redeliveries change nothing; what fails goes to
 ``dead-letter/`` under the archive, with the reason.
 
-Configure with the Airflow Variables ``healthomics_run_events_queue_url`` and
-``healthomics_run_events_archive_uri`` (optional ``healthomics_run_events_kms_key_id``);
-without them the DAG has no schedule.
+Configure with the options ``run_events_queue_url`` and ``run_events_archive_uri`` of the
+``[healthomics]`` configuration section (e.g. ``AIRFLOW__HEALTHOMICS__RUN_EVENTS_QUEUE_URL``;
+optional: the Variable ``healthomics_run_events_kms_key_id``); without them the DAG has no
+schedule. See docs/configuration.md.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 
-from airflow.sdk import DAG, Asset, Variable, task
+from airflow.sdk import DAG, Asset, task
 
-from healthomics.events import tasks as events
-from healthomics.flowcell.tasks import AWS_CONN_ID, TASK_DEFAULTS
+from healthomics import settings
+from healthomics.run_events import tasks as events
 from healthomics.utils.queue import sqs_watched_asset
 
-QUEUE_URL = Variable.get(events.VAR_EVENTS_QUEUE_URL, default=None)
-ARCHIVE_URI = Variable.get(events.VAR_EVENTS_ARCHIVE_URI, default=None)
-# How long a received message stays hidden before it is delivered again if not acknowledged.
-VISIBILITY_SECONDS = int(os.environ.get("HEALTHOMICS_EVENTS_VISIBILITY_SECONDS", "900"))
+QUEUE_URL = settings.option(settings.RUN_EVENTS_QUEUE_URL)
+ARCHIVE_URI = settings.option(settings.RUN_EVENTS_ARCHIVE_URI)
 
 schedule: list[Asset] | None = None
 if QUEUE_URL and ARCHIVE_URI:
@@ -36,7 +34,13 @@ if QUEUE_URL and ARCHIVE_URI:
     schedule = [
         # Up to 50 events a DAG run: a flowcell of 1,000 samples sends about 5,000.
         sqs_watched_asset(
-            "healthomics_run_events", ARCHIVE_URI, QUEUE_URL, AWS_CONN_ID, VISIBILITY_SECONDS, waiter_delay=1, batches=5
+            "healthomics_run_events",
+            ARCHIVE_URI,
+            QUEUE_URL,
+            settings.AWS_CONN_ID,
+            settings.run_events_visibility_seconds(),
+            waiter_delay=1,
+            batches=5,
         )
     ]
 
@@ -46,7 +50,7 @@ with DAG(
     schedule=schedule,
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
-    default_args=TASK_DEFAULTS,
+    default_args=settings.TASK_DEFAULTS,
     tags=["healthomics", "events"],
     doc_md=__doc__,
 ) as dag:

@@ -26,7 +26,7 @@ PRELOADED_MODULES = (
     "healthomics.flowcell.tasks",
     "healthomics.operators.batch",
     "healthomics.operators.run",
-    "healthomics.operators.sample",
+    "healthomics.flowcell.sample",
 )
 for _module in PRELOADED_MODULES:
     importlib.import_module(_module)

@@ -85,7 +85,7 @@ def run_one(variant: str, samples: int, args: argparse.Namespace) -> dict[str, A
         dags = work / "dags"
         dags.mkdir(parents=True)
         (dags / dag_file.name).symlink_to(dag_file)
-        env = {**stack.env(), "HEALTHOMICS_POLL_SECONDS": f"{poll_real:g}"}
+        env = {**stack.env(), "AIRFLOW__HEALTHOMICS__POLL_SECONDS": f"{poll_real:g}"}
         if events:
             queue_url = stack.client("sqs").get_queue_url(QueueName=EVENTS_QUEUE)["QueueUrl"]
             env["AIRFLOW_VAR_HEALTHOMICS_RUN_WAKE_QUEUE_URL"] = queue_url

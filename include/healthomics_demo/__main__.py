@@ -91,7 +91,7 @@ def airflow_env(stack: LocalAWS, home: Path) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "HEALTHOMICS_POLL_SECONDS": "2",
+        "AIRFLOW__HEALTHOMICS__POLL_SECONDS": "2",
     }
 
 

@@ -29,7 +29,7 @@ from local_aws import LocalAWS
 
 DAG_ID = "healthomics_flowcell"
 USERNAME = "admin"
-# The Variables healthomics.flowcell.tasks reads (VAR_ROLE_ARN, VAR_SNS_TOPIC); named here
+# The Variables of healthomics.settings the flowcell tasks read (VAR_ROLE_ARN, VAR_SNS_TOPIC); named here
 # rather than imported, so this process does not load Airflow. The browser test fails if they
 # drift: its form gives neither a role nor a topic.
 VAR_ROLE_ARN = "healthomics_run_role_arn"
@@ -80,7 +80,7 @@ def local_ui(workdir: Path, password: str, port: int = 0) -> Iterator[LocalUI]:
         airflow = LocalAirflow(
             workdir=workdir / "airflow",
             dags_folder=REPO / "dags",
-            env={**stack.env(), "HEALTHOMICS_POLL_SECONDS": "2"},
+            env={**stack.env(), "AIRFLOW__HEALTHOMICS__POLL_SECONDS": "2"},
             users={USERNAME: password},
             port=port,
         )

@@ -188,17 +188,17 @@ def airflow_cluster(local_aws: LocalAWS, tmp_path_factory: pytest.TempPathFactor
     receiver = Receiver()
     env = {
         **local_aws.env(),
-        "HEALTHOMICS_POLL_SECONDS": "1",
+        "AIRFLOW__HEALTHOMICS__POLL_SECONDS": "1",
         # A receive cut short by a stopped triggerer hides its messages this long, then they return;
         # long enough that an intake run on a busy machine acknowledges before its messages do.
-        "HEALTHOMICS_MANIFEST_VISIBILITY_SECONDS": "60",
-        "AIRFLOW_VAR_HEALTHOMICS_MANIFEST_PREFIX": f"s3://{INTAKE_BUCKET}/{INTAKE_PREFIX}",
-        "AIRFLOW_VAR_HEALTHOMICS_MANIFEST_QUEUE_URL": queue_url,
+        "AIRFLOW__HEALTHOMICS__MANIFEST_VISIBILITY_SECONDS": "60",
+        "AIRFLOW__HEALTHOMICS__MANIFEST_PREFIX": f"s3://{INTAKE_BUCKET}/{INTAKE_PREFIX}",
+        "AIRFLOW__HEALTHOMICS__MANIFEST_QUEUE_URL": queue_url,
         "AIRFLOW_VAR_HEALTHOMICS_RUN_ROLE_ARN": ROLE_ARN,
-        "AIRFLOW_VAR_HEALTHOMICS_RUN_EVENTS_QUEUE_URL": run_events_queue,
-        "AIRFLOW_VAR_HEALTHOMICS_RUN_EVENTS_ARCHIVE_URI": f"s3://{EVENTS_BUCKET}/omics-events",
+        "AIRFLOW__HEALTHOMICS__RUN_EVENTS_QUEUE_URL": run_events_queue,
+        "AIRFLOW__HEALTHOMICS__RUN_EVENTS_ARCHIVE_URI": f"s3://{EVENTS_BUCKET}/omics-events",
         "AIRFLOW_CONN_HEALTHOMICS_CALLBACK": receiver.url,
-        "HEALTHOMICS_EVENTS_VISIBILITY_SECONDS": "60",
+        "AIRFLOW__HEALTHOMICS__RUN_EVENTS_VISIBILITY_SECONDS": "60",
     }
     try:
         with LocalAirflow(workdir=home, dags_folder=dags, env=env) as cluster:
@@ -216,8 +216,8 @@ def project_dags(airflow_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -
     DAG's params, so a parsed DAG serves one run), polling fast."""
     from airflow.dag_processing.dagbag import DagBag
 
-    monkeypatch.setenv("HEALTHOMICS_POLL_SECONDS", "0.2")
-    monkeypatch.setenv("HEALTHOMICS_SWEEP_POKE_SECONDS", "0.5")
+    monkeypatch.setenv("AIRFLOW__HEALTHOMICS__POLL_SECONDS", "0.2")
+    monkeypatch.setenv("AIRFLOW__HEALTHOMICS__SWEEP_POKE_SECONDS", "0.5")
 
     def parse(dag_id: str) -> Any:
         bag = DagBag(dag_folder=str(REPO / "dags"))

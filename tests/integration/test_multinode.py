@@ -55,7 +55,7 @@ def cluster(
         shutil.copy(source, dags)
     env = {
         **local_aws.env(),
-        "HEALTHOMICS_POLL_SECONDS": "2",
+        "AIRFLOW__HEALTHOMICS__POLL_SECONDS": "2",
         "AIRFLOW_VAR_HEALTHOMICS_RUN_ROLE_ARN": ROLE_ARN,
         # Notice a task whose worker died within a minute, not five.
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from healthomics.events.processor import EventProcessor, ProcessorSettings
+from healthomics.run_events.processor import EventProcessor, ProcessorSettings
 from local_aws.receiver import Receiver
 from omics_emulator import EmulatorAdmin
 

@@ -18,7 +18,7 @@ from airflow.sdk import DAG, task
 
 from healthomics_bench.baseline import BaselineStartRunOperator
 
-POLL_SECONDS = float(os.environ.get("HEALTHOMICS_POLL_SECONDS", "60"))
+POLL_SECONDS = float(os.environ.get("AIRFLOW__HEALTHOMICS__POLL_SECONDS", "60"))
 AWS_CONN_ID = "aws_default"
 
 

@@ -6,30 +6,13 @@ import datetime as dt
 from collections import Counter
 from typing import Any
 
-from airflow.providers.amazon.aws.links.base_aws import BaseAwsLink
-
 from healthomics.flowcell.outcomes import SampleOutcome
-from healthomics.links.omics import HealthOmicsRunLink, HealthOmicsRunLogsLink, HealthOmicsRunOutputLink
+from healthomics.links.omics import run_links
 
 SUCCESS = "SUCCESS"
 FAILED = "FAILED"
 DRY_RUN = "DRY_RUN"
 INVALID_MANIFEST = "INVALID_MANIFEST"
-
-
-def run_links(region: str, partition: str, run_id: str | None, run_output_uri: str | None) -> dict[str, str]:
-    """Console, log and output URLs of a run (the same ones the task's extra links show)."""
-    if not run_id:
-        return {}
-    common = {"region_name": region, "aws_domain": BaseAwsLink.get_aws_domain(partition) or "aws.amazon.com"}
-    links = {
-        "console": HealthOmicsRunLink().format_link(run_id=run_id, **common),
-        "logs": HealthOmicsRunLogsLink().format_link(run_id=run_id, **common),
-    }
-    outputs = HealthOmicsRunOutputLink().format_link(run_output_uri=run_output_uri, **common)
-    if outputs:
-        links["outputs"] = outputs
-    return links
 
 
 def build_report(

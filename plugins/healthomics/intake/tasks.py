@@ -20,7 +20,6 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException
 from airflow.sdk import Param, Variable
 
-from healthomics.flowcell.tasks import AWS_CONN_ID, is_last_try, task_states
 from healthomics.intake.manifests import (
     MANIFEST_SUFFIXES,
     MalformedNotificationError,
@@ -33,24 +32,16 @@ from healthomics.intake.manifests import (
     split_s3_uri,
     unique,
 )
+from healthomics.settings import AWS_CONN_ID, MANIFEST_PREFIX, MANIFEST_QUEUE_URL, VAR_MANIFEST_DEAD_LETTER_URI, option
 from healthomics.utils.dead_letters import DeadLetters, digest
 from healthomics.utils.queue import delete_messages, receipts, triggering_messages
 from healthomics.utils.s3 import parse_s3_uri
+from healthomics.utils.xcom import is_last_try, task_states
 
 log = logging.getLogger(__name__)
 
-FLOWCELL_DAG_ID = "healthomics_flowcell"
-# Deployment settings (Airflow Variables, or AIRFLOW_VAR_* in the environment).
-VAR_MANIFEST_PREFIX = "healthomics_manifest_prefix"  # s3://<bucket>/<prefix>/ the lab's manifests land under
-VAR_MANIFEST_QUEUE_URL = "healthomics_manifest_queue_url"  # SQS queue receiving that prefix's S3 events
-# Where messages and manifests that cannot be processed are kept with their reason (default:
-# <manifest prefix>/_healthomics/dead-letter/, a folder the intake never takes manifests from).
-VAR_MANIFEST_DEAD_LETTER_URI = "healthomics_manifest_dead_letter_uri"
 DEAD_LETTER_FOLDER = "_healthomics/dead-letter"
 
-# Seconds a received message stays invisible: the time the events DAG has to trigger its runs
-# before the message is delivered again (harmless: the runs exist by then, or get created).
-MESSAGE_VISIBILITY_SECONDS = 900
 MESSAGES_XCOM = "messages"
 SOURCES_XCOM = "sources"  # message id -> the object versions it announced
 RUN_OBJECTS_XCOM = "run_objects"  # the object version of each run, in trigger_flowcell's map order
@@ -69,7 +60,7 @@ SWEEP_PARAMS: dict[str, Param] = {
         type=["null", "string"],
         pattern=r"^s3://",
         title="Manifest prefix",
-        description=f"s3://<bucket>/<prefix>/ to sweep. Default: the Airflow Variable {VAR_MANIFEST_PREFIX}.",
+        description=f"s3://<bucket>/<prefix>/ to sweep. Default: the option [healthomics] {MANIFEST_PREFIX}.",
     ),
     "lookback_hours": Param(
         24,
@@ -82,11 +73,12 @@ SWEEP_PARAMS: dict[str, Param] = {
 
 
 def manifest_prefix(params: dict[str, Any] | None = None) -> str:
-    """The watched prefix: the run's ``manifest_prefix`` param, else the deployment's Variable."""
-    prefix = (params or {}).get("manifest_prefix") or Variable.get(VAR_MANIFEST_PREFIX, default=None)
+    """The watched prefix: the run's ``manifest_prefix`` param, else the deployment's ``[healthomics]`` option."""
+    prefix = (params or {}).get("manifest_prefix") or option(MANIFEST_PREFIX)
     if not prefix:
         raise AirflowFailException(
-            f"No manifest prefix: set the Airflow Variable {VAR_MANIFEST_PREFIX} (s3://<bucket>/<prefix>/)"
+            f"No manifest prefix: set the configuration option [healthomics] {MANIFEST_PREFIX} "
+            f"(AIRFLOW__HEALTHOMICS__{MANIFEST_PREFIX.upper()}=s3://<bucket>/<prefix>/)"
         )
     return str(prefix)
 
@@ -210,7 +202,7 @@ def acknowledge_messages(**context: Any) -> int:
         if not sources.get(m["MessageId"])
         or (unhandled is not None and not unhandled.intersection(sources[m["MessageId"]]))
     ]
-    deleted = delete_messages(Variable.get(VAR_MANIFEST_QUEUE_URL), done, AWS_CONN_ID) if done else 0
+    deleted = delete_messages(str(option(MANIFEST_QUEUE_URL)), done, AWS_CONN_ID) if done else 0
     if len(done) < len(messages):  # (a retry would change nothing: the messages come back instead)
         raise AirflowFailException(
             f"{len(messages) - len(done)} of {len(messages)} message(s) announce manifests without a run yet; "

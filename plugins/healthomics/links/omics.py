@@ -90,3 +90,18 @@ def persist_run_links(
         aws_partition=hook.conn_partition,
         **run,
     )
+
+
+def run_links(region: str, partition: str, run_id: str | None, run_output_uri: str | None) -> dict[str, str]:
+    """Console, log and output URLs of a run (the same ones the task's extra links show)."""
+    if not run_id:
+        return {}
+    common = {"region_name": region, "aws_domain": BaseAwsLink.get_aws_domain(partition) or "aws.amazon.com"}
+    links = {
+        "console": HealthOmicsRunLink().format_link(run_id=run_id, **common),
+        "logs": HealthOmicsRunLogsLink().format_link(run_id=run_id, **common),
+    }
+    outputs = HealthOmicsRunOutputLink().format_link(run_output_uri=run_output_uri, **common)
+    if outputs:
+        links["outputs"] = outputs
+    return links

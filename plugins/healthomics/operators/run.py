@@ -19,8 +19,7 @@ from healthomics.links.omics import (
     persist_run_links,
 )
 from healthomics.triggers.base import connection_kwargs, deadline_after
-from healthomics.triggers.run import HealthOmicsRunTrigger
-from healthomics.utils.events import run_event
+from healthomics.triggers.run import HealthOmicsRunTrigger, read_run_event
 from healthomics.utils.idempotency import default_idempotency_key, provenance_tags
 
 if TYPE_CHECKING:
@@ -195,7 +194,7 @@ class HealthOmicsStartRunOperator(AwsBaseOperator[HealthOmicsHook]):
         return {**summary, **run_summary(finished)}
 
     def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> dict[str, Any]:
-        validated = run_event(event, self.hook, context)
+        validated = read_run_event(event, self.hook, context)
         run = validated.get("run", {})
         if validated.get("status") != "success":
             raise HealthOmicsRunFailedError(

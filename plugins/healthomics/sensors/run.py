@@ -14,8 +14,7 @@ from healthomics.exceptions import HealthOmicsRunFailedError
 from healthomics.hooks.omics import RUN_FAILURE_STATES, RUN_SUCCESS_STATES, HealthOmicsHook, run_summary
 from healthomics.links.omics import HealthOmicsRunLink, HealthOmicsRunLogsLink, persist_run_links
 from healthomics.triggers.base import connection_kwargs, deadline_after
-from healthomics.triggers.run import HealthOmicsRunTrigger
-from healthomics.utils.events import run_event
+from healthomics.triggers.run import HealthOmicsRunTrigger, read_run_event
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -104,7 +103,7 @@ class HealthOmicsRunSensor(AwsBaseSensor[HealthOmicsHook]):
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> dict[str, Any]:
-        validated = run_event(event, self.hook, context)
+        validated = read_run_event(event, self.hook, context)
         run = dict(validated.get("run", {}))
         if validated.get("status") != "success":
             raise HealthOmicsRunFailedError(

@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.triggers.base import TaskFailedEvent, TaskSuccessEvent, TriggerEvent
 from botocore.exceptions import ClientError
 
@@ -28,8 +29,12 @@ from healthomics.hooks.omics import (
     is_throttling,
     run_summary,
 )
+from healthomics.links.omics import HealthOmicsRunLink
 from healthomics.triggers.base import HealthOmicsBaseTrigger, backoff, shielded
 from healthomics.triggers.wake import pause
+
+if TYPE_CHECKING:
+    from healthomics.hooks.omics import HealthOmicsHook
 
 # Throttled ListRuns pages are retried this often within one poll before the poll is given up.
 PAGE_ATTEMPTS = 5
@@ -298,3 +303,21 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
                 self.log.info("Task killed: cancelled HealthOmics run %s", self.run_id)
             except ClientError as err:
                 self.log.info("Run %s not cancelled: %s", self.run_id, err)
+
+
+def read_run_event(event: dict[str, Any] | str | None, hook: HealthOmicsHook, context: Any) -> dict[str, Any]:
+    """A run trigger's event, back in ``execute_complete``, as a dict ``{"status", "run", "message"}``.
+
+    A trigger that ends the task itself (``TaskSuccessEvent``/``TaskFailedEvent``) never resumes
+    it in a real deployment, but ``dag.test()`` (and so ``airflow dags test``) resumes it anyway
+    with just ``"success"`` or ``"failed"``. Then the run is looked up again by the id the task
+    stored with its console link before deferring.
+    """
+    if not isinstance(event, str):
+        return validate_execute_complete_event(event)
+    ti = context["ti"]
+    link = ti.xcom_pull(task_ids=ti.task_id, key=HealthOmicsRunLink.key, map_indexes=ti.map_index)
+    run = run_summary(hook.get_run(link["run_id"]))
+    ok = run["status"] in RUN_SUCCESS_STATES
+    detail = ": ".join(p for p in (run.get("failureReason"), run.get("statusMessage")) if p)
+    return {"status": "success" if ok else "failed", "run": run, "message": detail or f"run ended {run['status']}"}

@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 from botocore.exceptions import BotoCoreError, ClientError
 
-from healthomics.events.envelope import MalformedEventError, parse_event
 from healthomics.hooks.omics import RUN_TERMINAL_STATES
+from healthomics.utils.eventbridge import MalformedEventError, parse_event
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from healthomics.events.envelope import MalformedEventError, flat_event, flatten, parse_event
 from healthomics.triggers.wake import RunEventWaker
+from healthomics.utils.eventbridge import MalformedEventError, flat_event, flatten, parse_event
 
 
 def event(status: str = "COMPLETED", **detail: Any) -> dict[str, Any]:

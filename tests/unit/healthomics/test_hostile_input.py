@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from healthomics.events.envelope import MalformedEventError, parse_event
+from healthomics.flowcell.delivery import SNS_MESSAGE_MAX_BYTES, sns_text
 from healthomics.flowcell.plan import batch_groups, submission_problems
-from healthomics.flowcell.report import run_links
 from healthomics.intake.manifests import (
     MalformedNotificationError,
     ManifestObject,
@@ -18,8 +17,9 @@ from healthomics.intake.manifests import (
     is_manifest,
     objects_in_notification,
 )
+from healthomics.links.omics import run_links
 from healthomics.manifest import ManifestError, ManifestOptions, declared_flowcell_id, parse_manifest
-from healthomics.notifications.report import SNS_MESSAGE_MAX_BYTES, sns_text
+from healthomics.utils.eventbridge import MalformedEventError, parse_event
 from healthomics.utils.s3 import parse_s3_uri
 from healthomics.utils.text import markdown_literal, one_line
 

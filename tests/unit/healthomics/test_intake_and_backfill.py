@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from healthomics.backfill.plan import ALL, FAILED, LEAVE, MISSING, REUSE, RUN, decide, flowcell_conf, same_request
 from healthomics.flowcell.plan import batch_groups, sample_entries, sample_key, select_samples, slim_entries
 from healthomics.intake.manifests import (
     ManifestObject,
@@ -17,6 +16,7 @@ from healthomics.intake.manifests import (
     unique,
 )
 from healthomics.manifest import ManifestError, ManifestOptions, declared_flowcell_id, parse_manifest
+from healthomics.reruns.plan import ALL, FAILED, LEAVE, MISSING, REUSE, RUN, decide, flowcell_conf, same_request
 
 ROLE = "arn:aws:iam::123456789012:role/run"
 

@@ -10,13 +10,13 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from healthomics.events.envelope import MalformedEventError, flat_event, parse_event
 from healthomics.flowcell.plan import batch_groups, submission_problems
-from healthomics.flowcell.report import run_links
 from healthomics.intake.manifests import MalformedNotificationError, flowcell_run_id, objects_in_notification
+from healthomics.links.omics import run_links
 from healthomics.manifest import FlowcellManifest, ManifestError, ManifestOptions, declared_flowcell_id, parse_manifest
 from healthomics.manifest.parse import FLOWCELL_ID
 from healthomics.utils.documents import DocumentError, read_json
+from healthomics.utils.eventbridge import MalformedEventError, flat_event, parse_event
 from healthomics.utils.s3 import parse_s3_uri
 from healthomics.utils.service_model import named_shape_problems
 

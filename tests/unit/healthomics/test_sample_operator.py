@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from healthomics.operators.sample import HealthOmicsSampleRunOperator
+from healthomics.flowcell.sample import HealthOmicsSampleRunOperator
 
 REQUEST = {"workflowId": "1234567", "roleArn": "arn:aws:iam::123456789012:role/run", "name": "FC1-S1"}
 

@@ -18,7 +18,13 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import Param, get_current_context
 
-from healthomics.backfill.plan import (
+from healthomics.flowcell.load import manifest_options, read_manifest
+from healthomics.flowcell.plan import TAG_FLOWCELL, TAG_SAMPLE, run_request
+from healthomics.hooks.omics import HealthOmicsHook
+from healthomics.intake.manifests import ManifestObject, list_manifests, read_version, safe_run_id_part
+from healthomics.intake.tasks import manifest_prefix
+from healthomics.manifest import ManifestError, declared_flowcell_id, parse_manifest
+from healthomics.reruns.plan import (
     LEAVE,
     MISSING,
     RERUN_MODES,
@@ -29,12 +35,8 @@ from healthomics.backfill.plan import (
     flowcell_conf,
     same_request,
 )
-from healthomics.flowcell.plan import TAG_FLOWCELL, TAG_SAMPLE, run_request
-from healthomics.flowcell.tasks import AWS_CONN_ID, manifest_options, read_manifest, task_states
-from healthomics.hooks.omics import HealthOmicsHook
-from healthomics.intake.manifests import ManifestObject, list_manifests, read_version, safe_run_id_part
-from healthomics.intake.tasks import VAR_MANIFEST_PREFIX, manifest_prefix
-from healthomics.manifest import ManifestError, declared_flowcell_id, parse_manifest
+from healthomics.settings import AWS_CONN_ID, MANIFEST_PREFIX
+from healthomics.utils.xcom import task_states
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +56,8 @@ PARAMS: dict[str, Param] = {
         type=["null", "string"],
         pattern=r"^s3://",
         title="Manifest prefix",
-        description=f"s3://<bucket>/<prefix>/ holding the manifests. Default: the Airflow Variable "
-        f"{VAR_MANIFEST_PREFIX}. Given alone, it selects every flowcell under it.",
+        description=f"s3://<bucket>/<prefix>/ holding the manifests. Default: the configuration option "
+        f"[healthomics] {MANIFEST_PREFIX}. Given alone, it selects every flowcell under it.",
     ),
     "landed_from": Param(
         None,

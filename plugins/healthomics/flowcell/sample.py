@@ -12,6 +12,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, conf
 from botocore.exceptions import ClientError
 
 from healthomics.exceptions import HealthOmicsRunFailedError, HealthOmicsSubmissionError
+from healthomics.flowcell.task_ids import FAILURE_XCOM
 from healthomics.hooks.omics import (
     RUN_FAILURE_STATES,
     RUN_SUCCESS_STATES,
@@ -28,8 +29,7 @@ from healthomics.links.omics import (
     persist_run_links,
 )
 from healthomics.triggers.base import connection_kwargs, deadline_after
-from healthomics.triggers.run import HealthOmicsRunTrigger
-from healthomics.utils.events import run_event
+from healthomics.triggers.run import HealthOmicsRunTrigger, read_run_event
 from healthomics.utils.idempotency import provenance_tags
 from healthomics.utils.text import cut
 
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 # task_state_store key: which attempt (and run) this sample is on. Survives retries and clears.
 STATE_KEY = "healthomics_sample"
-FAILURE_XCOM = "failure"
 
 
 class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
@@ -246,7 +245,7 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
         raise AssertionError("defer() does not return")  # pragma: no cover
 
     def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> dict[str, Any]:
-        validated = run_event(event, self.hook, context)
+        validated = read_run_event(event, self.hook, context)
         store = context.get("task_state_store")
         state = store.get(STATE_KEY) if store is not None else None
         known = {"sample_id": self.sample["sample_id"]}

@@ -25,11 +25,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from healthomics.events.envelope import MalformedEventError, OmicsEvent, flat_event, parse_event
-from healthomics.flowcell.report import run_links
 from healthomics.hooks.omics import error_code
-from healthomics.notifications.callback import CALLBACK_PATH, CallbackFailedError, post_state_change
+from healthomics.links.omics import run_links
+from healthomics.run_events.callback import CALLBACK_PATH, CallbackFailedError, post_state_change
 from healthomics.utils.dead_letters import DeadLetters, digest
+from healthomics.utils.eventbridge import MalformedEventError, OmicsEvent, flat_event, parse_event
 from healthomics.utils.idempotency import TAG_DAG_ID, TAG_DAG_RUN_ID, TAG_TASK_ID
 from healthomics.utils.s3 import InvalidS3UriError, S3Documents, parse_s3_uri, within_any
 from healthomics.utils.text import cut

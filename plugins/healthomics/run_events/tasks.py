@@ -9,19 +9,22 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.common.compat.sdk import AirflowException, AirflowNotFoundException
 from airflow.sdk import BaseHook, Variable
 
-from healthomics.events.processor import EventProcessor, ProcessorSettings
-from healthomics.flowcell.tasks import AWS_CONN_ID, allowed_output_prefixes, is_last_try
 from healthomics.hooks.omics import HealthOmicsHook
+from healthomics.run_events.processor import EventProcessor, ProcessorSettings
+from healthomics.settings import (
+    AWS_CONN_ID,
+    CALLBACK_CONN_ID,
+    RUN_EVENTS_ARCHIVE_URI,
+    RUN_EVENTS_QUEUE_URL,
+    VAR_EVENTS_KMS_KEY,
+    allowed_output_prefixes,
+    option,
+)
 from healthomics.utils.queue import delete_messages, receipts, triggering_messages
+from healthomics.utils.xcom import is_last_try
 
 log = logging.getLogger(__name__)
 
-# Deployment settings (Airflow Variables, or AIRFLOW_VAR_* in the environment).
-VAR_EVENTS_QUEUE_URL = "healthomics_run_events_queue_url"  # SQS queue an EventBridge rule feeds (source aws.omics)
-VAR_EVENTS_ARCHIVE_URI = "healthomics_run_events_archive_uri"  # s3://<bucket>/<prefix> for the archive
-VAR_EVENTS_KMS_KEY = "healthomics_run_events_kms_key_id"  # optional: SSE-KMS instead of SSE-S3
-# The callback receiver (an HTTP connection); without it events are archived only.
-CALLBACK_CONN_ID = "healthomics_callback"
 HANDLED_XCOM = "handled"
 PROCESS_TASK = "process_events"
 
@@ -36,9 +39,9 @@ def _callback_conn_id() -> str | None:
 
 
 def processor() -> EventProcessor:
-    """An :class:`EventProcessor` configured from the deployment's Variables and connections."""
+    """An :class:`EventProcessor` configured from the deployment's settings and connections."""
     settings = ProcessorSettings(
-        archive_uri=Variable.get(VAR_EVENTS_ARCHIVE_URI),
+        archive_uri=str(option(RUN_EVENTS_ARCHIVE_URI)),
         kms_key_id=Variable.get(VAR_EVENTS_KMS_KEY, default=None),
         callback_conn_id=_callback_conn_id(),
         allowed_output_prefixes=tuple(allowed_output_prefixes()),
@@ -96,4 +99,4 @@ def process_events(**context: Any) -> dict[str, int]:
 def acknowledge(**context: Any) -> int:
     """Delete the handled messages (archived, or dead-lettered with their reason) from the queue."""
     handled = context["ti"].xcom_pull(task_ids=PROCESS_TASK, key=HANDLED_XCOM) or []
-    return delete_messages(Variable.get(VAR_EVENTS_QUEUE_URL), handled, AWS_CONN_ID) if handled else 0
+    return delete_messages(str(option(RUN_EVENTS_QUEUE_URL)), handled, AWS_CONN_ID) if handled else 0

@@ -1,0 +1,196 @@
+"""The flowcell DAG's ``notify`` task: the report as JSON and text in S3, and its text through SNS."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.hooks.sns import SnsHook
+from airflow.sdk import Variable
+
+from healthomics.flowcell.qc import plan_of, qc_outcome, sample_outcomes
+from healthomics.flowcell.report import build_report, invalid_manifest_report, render_text
+from healthomics.flowcell.task_ids import LOAD_TASK, PROBLEMS_XCOM
+from healthomics.hooks.omics import HealthOmicsHook
+from healthomics.manifest import declared_flowcell_id
+from healthomics.manifest.parse import FLOWCELL_ID, SNS_TOPIC_ARN
+from healthomics.settings import AWS_CONN_ID, VAR_SNS_TOPIC, allowed_output_prefixes
+from healthomics.utils.idempotency import fingerprint
+from healthomics.utils.s3 import InvalidS3UriError, parse_s3_uri, within_any
+from healthomics.utils.text import cut, one_line, shown
+
+log = logging.getLogger(__name__)
+SNS_SUBJECT_MAX = 100
+# SNS takes 256 KiB a message, attributes and subject included; the full report is in S3.
+SNS_MESSAGE_MAX_BYTES = 256 * 1024 - 4096
+
+
+def _fits(text: str) -> bool:
+    return len(text.encode()) <= SNS_MESSAGE_MAX_BYTES
+
+
+def sns_text(report: dict[str, Any], text: str | None = None) -> str:
+    """The report's text as SNS can carry it (it refuses a larger message on every try).
+
+    The whole text if it fits; else the samples that did not complete (the ones someone must
+    look at) with the COMPLETED ones counted; else as many lines as fit. Whatever is left out
+    is said, with where the full report is.
+
+    :param text: the report's whole text, if it is already rendered.
+    """
+    text = text if text is not None else render_text(report)
+    if _fits(text):
+        return text
+    not_completed = [s for s in report["samples"] if s["status"] != "COMPLETED"]
+    omitted = len(report["samples"]) - len(not_completed)
+    text = render_text({**report, "samples": not_completed})
+    note = f"({omitted} COMPLETED samples are not listed here; the full report lists every sample.)\n"
+    if _fits(text + note):
+        return text + note
+    lines, kept, size = text.splitlines(keepends=True), [], 0
+    budget = SNS_MESSAGE_MAX_BYTES - 1024
+    for line in lines:
+        size += len(line.encode())
+        if size > budget:
+            break
+        kept.append(line)
+    tail = f"\n... {len(lines) - len(kept)} more lines are in the full report: {report.get('report_uri') or 'in S3'}\n"
+    return "".join(kept) + tail
+
+
+def publish_report(
+    report: dict[str, Any],
+    *,
+    report_uri: str,
+    sns_topic_arn: str | None,
+    aws_conn_id: str | None,
+    region_name: str | None = None,
+) -> dict[str, Any]:
+    """Write ``report.json`` and ``report.txt`` under ``report_uri``; publish the text to SNS once.
+
+    Returns where things went. The S3 write comes first: it is the record of truth; an SNS
+    failure is raised after it (so the task fails and can be retried without losing the report).
+    A published notification leaves ``notification-<digest>.json`` beside the report (the digest
+    of what the report says), so a retried task does not send the same notification twice (SNS
+    topics do not deduplicate), while a report that changed (a sample cleared and run again)
+    is published.
+    """
+    s3 = S3Hook(aws_conn_id=aws_conn_id, region_name=region_name)
+    base = report_uri.rstrip("/")
+    report = {**report, "report_uri": f"{base}/report.json"}
+    text = render_text(report)
+    bucket, key = S3Hook.parse_s3_url(f"{base}/report.json")
+    s3.load_string(json.dumps(report, indent=2), key=key, bucket_name=bucket, replace=True)
+    bucket, key = S3Hook.parse_s3_url(f"{base}/report.txt")
+    s3.load_string(text, key=key, bucket_name=bucket, replace=True)
+    delivered: dict[str, Any] = {"report_json": f"{base}/report.json", "report_text": f"{base}/report.txt"}
+    if not sns_topic_arn:
+        return delivered
+    said = fingerprint({k: v for k, v in report.items() if k not in ("generated_at", "report_uri")})[:16]
+    bucket, marker = S3Hook.parse_s3_url(f"{base}/notification-{said}.json")
+    if s3.check_for_key(marker, bucket_name=bucket):
+        sent = json.loads(s3.read_key(marker, bucket_name=bucket))
+        log.info("The report of flowcell %s was already published (%s)", report["flowcell_id"], sent)
+        return {**delivered, "sns_message_id": sent.get("sns_message_id"), "already_published": True}
+    # A subject is printable ASCII on one line (SNS refuses anything else).
+    subject = one_line(f"[{report['status']}] flowcell {report['flowcell_id']}", SNS_SUBJECT_MAX)
+    message_id = SnsHook(aws_conn_id=aws_conn_id, region_name=region_name).publish_to_target(
+        target_arn=sns_topic_arn,
+        message=sns_text(report),
+        subject=subject,
+        message_attributes={"flowcell": one_line(report["flowcell_id"], 128), "status": report["status"]},
+    )
+    delivered["sns_message_id"] = message_id
+    s3.load_string(json.dumps({"sns_message_id": message_id, "topic": sns_topic_arn}), key=marker, bucket_name=bucket)
+    log.info("Published the report of flowcell %s to %s", report["flowcell_id"], sns_topic_arn)
+    return delivered
+
+
+def _report_uri(plan: dict[str, Any], context: dict[str, Any]) -> str:
+    manifest = plan["manifest"]
+    configured = manifest["notification"].get("report_uri")
+    base = configured or f"{manifest['samples'][0]['output_uri'].rstrip('/')}/_reports/{plan['flowcell_id']}"
+    return f"{base.rstrip('/')}/{_safe_run_id(context)}"
+
+
+def _safe_run_id(context: dict[str, Any]) -> str:
+    """The DAG run id as one S3 key segment."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_.:") else "_" for c in context["ti"].run_id)
+
+
+def notify(**context: Any) -> dict[str, Any]:
+    """Always runs: write the report to S3 and publish it to SNS (also for an invalid manifest)."""
+    hook = HealthOmicsHook(aws_conn_id=AWS_CONN_ID)  # for the Region and partition of the links
+    plan = plan_of(context)
+    if plan is None:
+        return _notify_invalid_manifest(context)
+    report = build_report(
+        plan=plan,
+        dag_id=context["ti"].dag_id,
+        dag_run_id=context["ti"].run_id,
+        outcomes=sample_outcomes(plan, context),
+        qc=qc_outcome(plan, context),
+        region=hook.conn_region_name,
+        partition=hook.conn_partition,
+    )
+    delivered = publish_report(
+        report,
+        report_uri=_report_uri(plan, context),
+        sns_topic_arn=plan["manifest"]["notification"].get("sns_topic_arn"),
+        aws_conn_id=AWS_CONN_ID,
+    )
+    log.info("Flowcell report:\n%s", render_text({**report, "report_uri": delivered["report_json"]}))
+    return {"status": report["status"], **delivered}
+
+
+def _invalid_report_base(params: dict[str, Any], problems: list[str]) -> str | None:
+    """Where the report of a refused manifest goes: the ``report_uri`` param if it is a usable,
+    allowed location, else next to the manifest (the lab's own landing place), else nowhere."""
+    allowed = [parse_s3_uri(p) for p in allowed_output_prefixes()]
+    requested = params.get("report_uri")
+    if requested:
+        try:
+            location = parse_s3_uri(requested)
+            if allowed and not within_any(location, allowed):
+                raise InvalidS3UriError(f"{shown(requested)} is outside the allowed output prefixes")
+            return location.uri
+        except InvalidS3UriError as err:
+            problems.append(f"params, report_uri: {err}; the report is written next to the manifest instead")
+    try:
+        manifest = parse_s3_uri(params.get("manifest_uri"), need_key=True)
+    except InvalidS3UriError:
+        return None
+    return manifest.parent().join("_reports").uri
+
+
+def _notify_invalid_manifest(context: dict[str, Any]) -> dict[str, Any]:
+    params = context["params"]
+    problems = list(
+        context["ti"].xcom_pull(task_ids=LOAD_TASK, key=PROBLEMS_XCOM)
+        or ["the manifest could not be read (see the load_manifest task log)"]
+    )
+    manifest_uri = params.get("manifest_uri")
+    # The flowcell id may be what made the manifest invalid: only a valid one names the report.
+    named = params.get("flowcell_id") or declared_flowcell_id(b"", manifest_uri) or ""
+    flowcell_id = named if FLOWCELL_ID.fullmatch(named) else "unnamed-flowcell"
+    base = _invalid_report_base(params, problems)
+    report = invalid_manifest_report(
+        flowcell_id=flowcell_id,
+        manifest_uri=cut(manifest_uri, 1100) if manifest_uri else None,
+        problems=problems,
+        dag_id=context["ti"].dag_id,
+        dag_run_id=context["ti"].run_id,
+    )
+    topic = params.get("sns_topic_arn") or Variable.get(VAR_SNS_TOPIC, default=None)
+    if topic and not SNS_TOPIC_ARN.fullmatch(str(topic)):
+        log.warning("Not an SNS topic ARN (%s); the report is not published", shown(topic))
+        topic = None
+    if base is None:
+        log.info("Invalid manifest report (nowhere to write it):\n%s", render_text(report))
+        return {"status": report["status"]}
+    delivered = publish_report(
+        report, report_uri=f"{base.rstrip('/')}/{_safe_run_id(context)}", sns_topic_arn=topic, aws_conn_id=AWS_CONN_ID
+    )
+    return {"status": report["status"], **delivered}

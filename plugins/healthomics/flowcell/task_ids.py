@@ -1,0 +1,12 @@
+"""The names of the flowcell DAG's tasks and XComs, shared by the DAG file and the tasks that read each other."""
+
+LOAD_TASK = "load_manifest"
+ENTRIES_TASK = "sample_entries"
+SAMPLE_TASK = "sample"
+QC_GATE_TASK = "qc_gate"
+QC_TASK = "qc"
+
+START_REQUESTS_XCOM = "start_requests"  # sample id -> StartRun request, for a sample task that starts a run
+FAILURE_XCOM = "failure"  # a sample task's failure (status, reason, message), for the QC gate and report
+POLICY_XCOM = "policy"  # the QC gate's explanation of its decision
+PROBLEMS_XCOM = "problems"  # an invalid manifest's problems, for the report
