@@ -6,41 +6,25 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowFailException, conf
 from botocore.exceptions import ClientError
 
 from healthomics.exceptions import HealthOmicsRunFailedError, HealthOmicsSubmissionError
 from healthomics.flowcell.task_ids import FAILURE_XCOM
-from healthomics.hooks.omics import (
-    RUN_FAILURE_STATES,
-    RUN_SUCCESS_STATES,
-    HealthOmicsHook,
-    error_code,
-    error_message,
-    is_refusal,
-    run_summary,
-)
-from healthomics.links.omics import (
-    HealthOmicsRunLink,
-    HealthOmicsRunLogsLink,
-    HealthOmicsRunOutputLink,
-    persist_run_links,
-)
-from healthomics.triggers.base import connection_kwargs, deadline_after
-from healthomics.triggers.run import HealthOmicsRunTrigger, read_run_event
-from healthomics.utils.idempotency import provenance_tags
+from healthomics.hooks.omics import RUN_FAILURE_STATES, error_code, error_message, is_refusal, run_summary
+from healthomics.operators.run import HealthOmicsRunWaitOperator
+from healthomics.utils.idempotency import Submission, SubmissionJournal, provenance_tags
 from healthomics.utils.text import cut
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-# task_state_store key: which attempt (and run) this sample is on. Survives retries and clears.
+# task_state_store key of the sample's Submission record: which attempt (and run) it is on.
 STATE_KEY = "healthomics_sample"
 
 
-class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
+class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
     """
     Get one sample to a COMPLETED HealthOmics run, and wait for it (deferrable).
 
@@ -79,11 +63,11 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
     as in the amazon provider.
     """
 
-    aws_hook_class = HealthOmicsHook
     template_fields: Sequence[str] = aws_template_fields("sample", "wake_queue_url")
     template_fields_renderers = {"sample": "json"}
-    operator_extra_links = (HealthOmicsRunLink(), HealthOmicsRunLogsLink(), HealthOmicsRunOutputLink())
-    ui_color = "#d5ecf6"
+    # A COMPLETED run ends the task in the triggerer; a failure comes back to be recorded.
+    end_from_trigger = True
+    resume_on_failure = True
 
     def __init__(
         self,
@@ -105,9 +89,62 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
         self.cancel_on_kill = cancel_on_kill
         self.wake_queue_url = wake_queue_url
         self.start_requests_from = start_requests_from
-        self.run_id: str | None = None
+        self.run_id = None
 
     # -- which run, which attempt ------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        sample = self.sample
+        journal = SubmissionJournal(context, STATE_KEY)
+        last = journal.last()
+        # The run to follow first: the one a batch started for it, or one it was told to reuse.
+        batch_run = sample.get("batch_run") or sample.get("existing_run")
+        key = str(sample.get("idempotency_key") or sample["sample_id"])
+        if last is None:
+            # First execution: the run batch owns attempt 1.
+            if batch_run:
+                journal.record(Submission(key, 1, external_id=batch_run["id"]))
+                run = self._current_run(batch_run["id"])
+                if run is None:
+                    self.run_failed(context, {"status": "DELETED", "id": batch_run["id"]}, "its run no longer exists")
+                # GetRun names the run's batch: its wait joins the batch's shared poll.
+                return self._follow(context, run, 1, run.get("batchId") or batch_run.get("batchId"))
+            if sample.get("submission_failure"):
+                journal.record(Submission(key, 1))
+                failure = sample["submission_failure"]
+                self.run_failed(
+                    context,
+                    {"status": "NOT_SUBMITTED", "failureReason": failure.get("reason")},
+                    f"the run batch did not submit it: {failure.get('reason')}: {failure.get('message')}",
+                )
+            first_attempt = 1
+        else:
+            run = self._current_run(last.external_id)
+            if run is not None and run["status"] not in RUN_FAILURE_STATES:
+                self.log.info("Sample %s: resuming with run %s (%s)", sample["sample_id"], run["id"], run["status"])
+                return self._follow(context, run, last.attempt, run.get("batchId"))
+            # A submit whose outcome was never recorded (the worker died) is repeated as is: same
+            # requestId, same run. Anything else that ended without a usable run moves on.
+            crashed_mid_submit = not last.external_id and last.request_id
+            first_attempt = last.attempt if crashed_mid_submit else last.attempt + 1
+
+        # Start (or find again) the run of this attempt; a repeat gets the same run back.
+        start = self._start_fields(context)
+        request = {**start["request"], "tags": {**start["request"].get("tags", {}), **provenance_tags(context)}}
+        try:
+            run, attempt = self.hook.start_run_idempotently(
+                request, start["idempotency_key"], first_attempt=first_attempt, journal=journal
+            )
+        except ClientError as err:
+            if not is_refusal(err):
+                raise  # throttling, 5xx, a lost connection: the task's retries
+            # Refused as asked: the same request would be refused again, so no retry.
+            self.run_failed(
+                context,
+                {"status": "NOT_SUBMITTED", "failureReason": error_code(err), "attempt": first_attempt},
+                f"StartRun refused: {error_code(err)}: {cut(error_message(err))}",
+            )
+        return self._follow(context, run, attempt, None)
 
     def _current_run(self, run_id: str | None) -> dict[str, Any] | None:
         if not run_id:
@@ -118,68 +155,6 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
             if error_code(err) == "ResourceNotFoundException":
                 return None
             raise
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        sample = self.sample
-        store = context.get("task_state_store")
-        state = store.get(STATE_KEY) if store is not None else None
-        # The run to follow first: the one a batch started for it, or one it was told to reuse.
-        batch_run = sample.get("batch_run") or sample.get("existing_run")
-
-        def remember(attempt: int, run_id: str | None, request_id: str | None = None) -> None:
-            if store is not None:
-                store.set(STATE_KEY, {"attempt": attempt, "runId": run_id, "requestId": request_id})
-
-        if not isinstance(state, dict):
-            # First execution: the run batch owns attempt 1.
-            if batch_run:
-                remember(1, batch_run["id"])
-                run = self._current_run(batch_run["id"])
-                if run is None:
-                    self._fail(context, {"status": "DELETED", "id": batch_run["id"]}, "its run no longer exists")
-                # GetRun names the run's batch: its wait joins the batch's shared poll.
-                return self._follow(context, run, attempt=1, batch_id=run.get("batchId") or batch_run.get("batchId"))
-            if sample.get("submission_failure"):
-                remember(1, None)
-                failure = sample["submission_failure"]
-                self._fail(
-                    context,
-                    {"status": "NOT_SUBMITTED", "failureReason": failure.get("reason")},
-                    f"the run batch did not submit it: {failure.get('reason')}: {failure.get('message')}",
-                )
-            state = {"attempt": 1, "runId": None}
-        else:
-            attempt = int(str(state["attempt"]))
-            run = self._current_run(str(state["runId"]) if state.get("runId") else None)
-            if run is not None and run["status"] not in RUN_FAILURE_STATES:
-                self.log.info("Sample %s: resuming with run %s (%s)", sample["sample_id"], run["id"], run["status"])
-                return self._follow(context, run, attempt=attempt, batch_id=run.get("batchId"))
-            # A submit whose outcome was never recorded (the worker died) is repeated as is: same
-            # requestId, same run. Anything else that ended without a usable run moves on.
-            crashed_mid_submit = not state.get("runId") and state.get("requestId")
-            state = {"attempt": attempt if crashed_mid_submit else attempt + 1}
-
-        # Start (or find again) the run of this attempt; a repeat gets the same run back.
-        start = self._start_fields(context)
-        request = {**start["request"], "tags": {**start["request"].get("tags", {}), **provenance_tags(context)}}
-        try:
-            run, attempt = self.hook.start_run_idempotently(
-                request,
-                start["idempotency_key"],
-                first_attempt=int(str(state["attempt"])),
-                before_submit=lambda attempt, token: remember(attempt, None, token),
-            )
-        except ClientError as err:
-            if not is_refusal(err):
-                raise  # throttling, 5xx, a lost connection: the task's retries
-            # Refused as asked: the same request would be refused again, so no retry.
-            self._fail(
-                context,
-                {"status": "NOT_SUBMITTED", "failureReason": error_code(err), "attempt": state["attempt"]},
-                f"StartRun refused: {error_code(err)}: {cut(error_message(err))}",
-            )
-        remember(attempt, run["id"])
-        return self._follow(context, run, attempt=attempt, batch_id=None)
 
     def _start_fields(self, context: Context) -> dict[str, Any]:
         """The sample's StartRun ``request`` and ``idempotency_key``: in its entry, or in the XCom named."""
@@ -200,63 +175,17 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
     # -- waiting and finishing -------------------------------------------------------
 
     def _follow(self, context: Context, run: dict[str, Any], attempt: int, batch_id: str | None) -> dict[str, Any]:
-        self.run_id = run["id"]
         summary = {**run_summary(run), "sample_id": self.sample["sample_id"], "attempt": attempt}
-        persist_run_links(context, self, self.hook, summary["id"], summary.get("runOutputUri"))
-        if run["status"] in RUN_SUCCESS_STATES:
-            return summary
-        if run["status"] in RUN_FAILURE_STATES:
-            self._fail(context, summary, None)
-        if not self.deferrable:
-            try:
-                finished = self.hook.wait_for_run(
-                    run["id"],
-                    poll_interval=self.poll_interval,
-                    timeout=self.max_wait.total_seconds() if self.max_wait else None,
-                )
-            except HealthOmicsRunFailedError as err:
-                self._fail(
-                    context,
-                    {
-                        **summary,
-                        "status": err.status,
-                        "failureReason": err.failure_reason,
-                        "statusMessage": err.status_message,
-                    },
-                    None,
-                )
-            return {**summary, **run_summary(finished)}
-        self.defer(
-            trigger=HealthOmicsRunTrigger(
-                run_id=run["id"],
-                run_details=summary,
-                batch_id=batch_id,
-                poll_interval=self.poll_interval,
-                deadline=deadline_after(self.max_wait),
-                end_from_trigger=True,
-                resume_on_failure=True,
-                cancel_on_kill=self.cancel_on_kill,
-                wake_queue_url=self.wake_queue_url,
-                **connection_kwargs(self),
-            ),
-            method_name="execute_complete",
-            timeout=self.max_wait,
-        )
-        raise AssertionError("defer() does not return")  # pragma: no cover
+        return self.follow_run(context, run, summary, batch_id=batch_id)
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> dict[str, Any]:
-        validated = read_run_event(event, self.hook, context)
-        store = context.get("task_state_store")
-        state = store.get(STATE_KEY) if store is not None else None
-        known = {"sample_id": self.sample["sample_id"]}
-        if isinstance(state, dict):
-            known["attempt"] = state.get("attempt")
-        run = {**known, **dict(validated.get("run", {}))}
-        if validated.get("status") == "success":
-            return run
-        self._fail(context, run, validated.get("message"))
+    def known_about_run(self, context: Context) -> dict[str, Any]:
+        last = SubmissionJournal(context, STATE_KEY).last()
+        known: dict[str, Any] = {"sample_id": self.sample["sample_id"]}
+        if last is not None:
+            known["attempt"] = last.attempt
+        return known
 
-    def _fail(self, context: Context, run: dict[str, Any], message: str | None) -> NoReturn:
+    def run_failed(self, context: Context, run: dict[str, Any], message: str | None) -> NoReturn:
         """Record the failure for the QC gate and the report, then fail the task for good.
 
         A run that failed is not run again by the task's retries (each would be a new paid
@@ -280,7 +209,3 @@ class HealthOmicsSampleRunOperator(AwsBaseOperator[HealthOmicsHook]):
                 str(failure["id"]), failure["status"], failure["failureReason"], failure["statusMessage"]
             )
         raise AirflowFailException(str(error)) from error
-
-    def on_kill(self) -> None:
-        if self.cancel_on_kill and self.run_id:
-            self.hook.cancel_run(self.run_id)

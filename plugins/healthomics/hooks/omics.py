@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
+from airflow.providers.common.compat.sdk import AirflowException
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from healthomics.exceptions import HealthOmicsRunFailedError
-from healthomics.utils.idempotency import attempt_tags, request_id
+from healthomics.utils.idempotency import Submission, SubmissionJournal, attempt_tags, request_id
 
 if TYPE_CHECKING:
     from mypy_boto3_omics.client import OmicsClient
@@ -39,6 +43,12 @@ BATCH_SUBMISSION_DONE_STATES = frozenset(
     }
 )
 BATCH_CANCELLABLE_STATES = frozenset({"PENDING", "SUBMITTING", "INPROGRESS"})
+# A batch that ended like this is not used again: its key's next attempt is submitted.
+BATCH_RETRY_STATES = frozenset({"FAILED", "CANCELLED"})
+MAX_INLINE_RUN_SETTINGS = 100  # the service's fixed limit; larger batches go through S3
+
+# The package's waiters: run ended (CANCELLED and DELETED included), batch submission done.
+WAITERS = Path(__file__).resolve().parents[1] / "waiters" / "omics.json"
 
 THROTTLING_CODES = frozenset({"ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"})
 
@@ -46,6 +56,11 @@ THROTTLING_CODES = frozenset({"ThrottlingException", "TooManyRequestsException",
 # so throttling is normal, not exceptional. "standard" mode backs off exponentially with jitter
 # on 429s and 5xx.
 DEFAULT_RETRIES: Any = {"mode": "standard", "total_max_attempts": 10}
+
+
+def max_attempts(timeout: float, poll_interval: float) -> int:
+    """Polls that fit in ``timeout`` (at least one)."""
+    return max(1, int(timeout // poll_interval) if poll_interval > 0 else int(timeout))
 
 
 def run_summary(run: dict[str, Any]) -> dict[str, Any]:
@@ -79,7 +94,12 @@ def is_throttling(error: BaseException) -> bool:
 
 
 def error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
+    return error_code_of(error.response)
+
+
+def error_code_of(response: dict[str, Any]) -> str:
+    """The error code of a botocore response (empty for a success)."""
+    return str(response.get("Error", {}).get("Code", ""))
 
 
 def error_message(error: ClientError) -> str:
@@ -182,7 +202,7 @@ class HealthOmicsHook(AwsBaseHook):
         *,
         first_attempt: int = 1,
         reuse_completed: bool = True,
-        before_submit: Callable[[int, str], None] | None = None,
+        journal: SubmissionJournal | None = None,
         max_attempts: int = 100,
     ) -> tuple[dict[str, Any], int]:
         """
@@ -194,36 +214,77 @@ class HealthOmicsHook(AwsBaseHook):
         ``reuse_completed`` is False); if it FAILED, was CANCELLED or DELETED, attempt *n+1* starts a
         new run. ``request`` tags should not vary between submits of the same key.
 
-        :param first_attempt: where to start probing (a hint kept by the caller); attempts before
+        :param first_attempt: where to start probing (the journal's last attempt); attempts before
             it are assumed to have ended without a usable run.
-        :param before_submit: called with (attempt, requestId) before each submit, so the caller
-            can persist its intent first and resume with the same ``requestId`` after a crash.
+        :param journal: where each attempt is recorded before its submit and after it.
+        """
+
+        def usable(run: dict[str, Any]) -> bool:
+            return run["status"] in RUN_ACTIVE_STATES or (run["status"] in RUN_SUCCESS_STATES and reuse_completed)
+
+        return self._submit_idempotently(
+            kind="run",
+            idempotency_key=idempotency_key,
+            identity={k: v for k, v in request.items() if k != "tags"},
+            submit=lambda token, tags: self.start_run(
+                **{**request, "tags": {**(request.get("tags") or {}), **tags}, "requestId": token}
+            )["id"],
+            describe=self.get_run,
+            find=lambda tags: next(iter(self.find_runs(request["name"], tags)), None) if request.get("name") else None,
+            usable=usable,
+            first_attempt=first_attempt,
+            journal=journal,
+            max_attempts=max_attempts,
+        )
+
+    def _submit_idempotently(
+        self,
+        *,
+        kind: str,
+        idempotency_key: str,
+        identity: dict[str, Any],
+        submit: Callable[[str, dict[str, str]], str],
+        describe: Callable[[str], dict[str, Any]],
+        find: Callable[[dict[str, str]], dict[str, Any] | None],
+        usable: Callable[[dict[str, Any]], bool],
+        first_attempt: int,
+        journal: SubmissionJournal | None,
+        max_attempts: int,
+    ) -> tuple[dict[str, Any], int]:
+        """The one exactly-once loop, for runs and run batches alike.
+
+        Per attempt: record the intent (key, attempt, requestId), submit with that requestId and
+        the attempt's tags, describe what came back, record its id; return it if ``usable``, else
+        go on with the next attempt. A ConflictException (the same requestId used with other
+        tags, e.g. by another DAG run of the same input) finds the resource by its tags instead.
         """
         attempt = max(1, first_attempt)
-        name = request.get("name")
         while attempt <= max_attempts:
-            token = request_id(idempotency_key, {k: v for k, v in request.items() if k != "tags"}, attempt)
-            if before_submit is not None:
-                before_submit(attempt, token)
-            tags = {**(request.get("tags") or {}), **attempt_tags(idempotency_key, attempt)}
+            token = request_id(idempotency_key, identity, attempt)
+            if journal is not None:
+                journal.record(Submission(idempotency_key, attempt, token))
+            tags = attempt_tags(idempotency_key, attempt)
             try:
-                response = self.start_run(**{**request, "tags": tags, "requestId": token})
-                run = self.get_run(response["id"])
+                resource = describe(submit(token, tags))
             except ClientError as err:
-                if error_code(err) != "ConflictException" or not name:
+                if error_code(err) != "ConflictException":
                     raise
-                # The same requestId was used with other tags (e.g. by another DAG run):
-                # find that run by its name and key tag instead.
-                matches = self.find_runs(name, attempt_tags(idempotency_key, attempt))
-                if not matches:
+                found = find(tags)
+                if found is None:
                     raise
-                run = matches[0]
-            status = run["status"]
-            if status in RUN_ACTIVE_STATES or (status in RUN_SUCCESS_STATES and reuse_completed):
-                self.log.info("HealthOmics run %s (attempt %d) is %s", run["id"], attempt, status)
-                return run, attempt
+                resource = found
+            if journal is not None:
+                journal.record(Submission(idempotency_key, attempt, token, str(resource["id"])))
+            if usable(resource):
+                self.log.info("HealthOmics %s %s (attempt %d) is %s", kind, resource["id"], attempt, resource["status"])
+                return resource, attempt
             self.log.info(
-                "Attempt %d of %s ended with run %s %s; next attempt", attempt, idempotency_key, run["id"], status
+                "Attempt %d of %s ended with %s %s %s; next attempt",
+                attempt,
+                idempotency_key,
+                kind,
+                resource["id"],
+                resource["status"],
             )
             attempt += 1
         raise RuntimeError(f"{idempotency_key}: {max_attempts} attempts exhausted")
@@ -253,59 +314,91 @@ class HealthOmicsHook(AwsBaseHook):
         Used to find runs again when no local record of them survives; ListRuns cannot filter
         by tags, so each run of that name is described once.
         """
+        return self._find_tagged(self.iter_runs(name=name), name, tags, self.get_run)
+
+    def find_batches(self, name: str, tags: dict[str, str]) -> list[dict[str, Any]]:
+        """Run batches named ``name`` whose tags include ``tags`` (GetBatch details, newest first)."""
+        paginator = self.conn.get_paginator("list_batch")
+        items = (dict(item) for page in paginator.paginate(name=name) for item in page.get("items", []))
+        return self._find_tagged(items, name, tags, self.get_batch)
+
+    @staticmethod
+    def _find_tagged(
+        items: Iterable[dict[str, Any]], name: str, tags: dict[str, str], describe: Callable[[str], dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         found = []
-        for item in self.iter_runs(name=name):
+        for item in items:
             if item.get("name") != name:
                 continue
             try:
-                run = self.get_run(item["id"])
+                resource = describe(item["id"])
             except ClientError as err:
                 if error_code(err) == "ResourceNotFoundException":
                     continue
                 raise
-            if all(run.get("tags", {}).get(k) == v for k, v in tags.items()):
-                found.append(run)
+            if all(resource.get("tags", {}).get(k) == v for k, v in tags.items()):
+                found.append(resource)
         return found
 
-    def wait_for_run(
-        self,
-        run_id: str,
-        poll_interval: float = 60.0,
-        timeout: float | None = None,
-        max_poll_interval: float = 600.0,
-    ) -> dict[str, Any]:
+    def wait_for_run(self, run_id: str, poll_interval: float = 60.0, timeout: float | None = None) -> dict[str, Any]:
         """
-        Block until the run finishes; return GetRun of a COMPLETED run.
+        Block until the run ends (the ``run_ended`` waiter); return GetRun of a COMPLETED run.
 
         FAILED, CANCELLED and DELETED raise :class:`HealthOmicsRunFailedError` with the service's
-        ``failureReason`` and ``statusMessage``. Throttling that outlasts botocore's retries
-        stretches the polling interval (up to ``max_poll_interval``) instead of failing.
+        ``failureReason`` and ``statusMessage``. Throttling is botocore's to retry; the waiter
+        polls every ``poll_interval`` seconds.
 
-        :param timeout: seconds to wait in total; None waits as long as the run lasts.
+        :param timeout: seconds to wait in total; None waits as long as a run may last (7 days).
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        interval = poll_interval
-        while True:
-            try:
-                run = self.get_run(run_id)
-                interval = poll_interval
-            except ClientError as err:
-                if error_code(err) == "ResourceNotFoundException":
-                    raise HealthOmicsRunFailedError.deleted(run_id) from err
-                if not is_throttling(err):
+        try:
+            self._wait("run_ended", {"id": run_id}, poll_interval, timeout, f"HealthOmics run {run_id}")
+        except AirflowException as err:
+            if "terminal failure" not in str(err):
+                raise
+            # The waiter's last GetRun (older amazon providers do not keep it: look again).
+            last = getattr(err, "last_response", None) or {}
+            if error_code_of(last) == "ResourceNotFoundException":
+                raise HealthOmicsRunFailedError.deleted(run_id) from err
+            if "status" not in last:
+                try:
+                    last = self.get_run(run_id)
+                except ClientError as lookup_error:
+                    if error_code(lookup_error) == "ResourceNotFoundException":
+                        raise HealthOmicsRunFailedError.deleted(run_id) from err
                     raise
-                interval = min(max_poll_interval, interval * 2)
-                self.log.warning("GetRun %s throttled; next poll in %.0fs", run_id, interval)
-            else:
-                status = run["status"]
-                if status in RUN_SUCCESS_STATES:
-                    return run
-                if status in RUN_FAILURE_STATES:
-                    raise HealthOmicsRunFailedError.from_run(run)
-                self.log.info("Run %s is %s", run_id, status)
-            if deadline is not None and time.monotonic() + interval > deadline:
-                raise TimeoutError(f"HealthOmics run {run_id} did not finish within {timeout:.0f}s")
-            time.sleep(interval)
+            raise HealthOmicsRunFailedError.from_run({"id": run_id, **last}) from err
+        return self.get_run(run_id)
+
+    def _wait(self, waiter: str, args: dict[str, Any], poll_interval: float, timeout: float | None, what: str) -> None:
+        """One of the package's waiters (``waiters/omics.json``), logging the status at each poll.
+
+        ``timeout`` becomes the waiter's attempts; reaching them raises :class:`TimeoutError`.
+        """
+        delay = max(0.0, float(poll_interval))
+        attempts = max_attempts(timeout, delay) if timeout is not None else int(self._waiter_max_attempts(waiter))
+        try:
+            wait(
+                waiter=self.get_waiter(waiter),
+                waiter_delay=delay,  # type: ignore[arg-type]
+                waiter_max_attempts=attempts,
+                args=args,
+                failure_message=f"{what} did not end well",
+                status_message=f"{what} is",
+                status_args=["status"],
+            )
+        except AirflowException as err:
+            if "max attempts reached" in str(err):
+                raise TimeoutError(f"{what} did not finish within {attempts * delay:.0f}s") from err
+            raise
+
+    def _waiter_max_attempts(self, waiter: str) -> int:
+        with open(WAITERS) as config:
+            return int(json.load(config)["waiters"][waiter]["maxAttempts"])
+
+    @property
+    def waiter_path(self) -> os.PathLike[str] | None:
+        """The package's own waiters (the amazon provider looks for them beside its own)."""
+        return WAITERS
 
     # -- run batches -----------------------------------------------------------
 
@@ -336,21 +429,67 @@ class HealthOmicsHook(AwsBaseHook):
         for page in paginator.paginate(batchId=batch_id, **filters, PaginationConfig={"PageSize": page_size}):
             yield from (dict(entry) for entry in page.get("runs", []))
 
+    def start_run_batch_idempotently(
+        self,
+        *,
+        batch_name: str,
+        default_run_setting: dict[str, Any],
+        run_settings: list[dict[str, Any]],
+        idempotency_key: str,
+        tags: dict[str, str] | None = None,
+        settings_file: Callable[[str], str] | None = None,
+        first_attempt: int = 1,
+        journal: SubmissionJournal | None = None,
+        max_attempts: int = 100,
+    ) -> tuple[dict[str, Any], int]:
+        """
+        Start the run batch for ``idempotency_key`` once; return (GetBatch, attempt).
+
+        The same rule as :meth:`start_run_idempotently`: attempt *n* has one ``requestId``, so a
+        repeat returns the same batch; a batch of that attempt that FAILED or was CANCELLED
+        moves on to attempt *n+1*; anything else (submitting, in progress, processed) is returned.
+
+        :param run_settings: one entry per run; up to 100 go inline, more through ``settings_file``.
+        :param settings_file: writes the settings as a JSON array to S3 for a requestId and returns
+            its URI (needed above 100 runs; the service fails a batch whose file changes, so it
+            must name the file after the requestId and never rewrite it).
+        """
+
+        def batch_run_settings(token: str) -> dict[str, Any]:
+            if len(run_settings) <= MAX_INLINE_RUN_SETTINGS:
+                return {"inlineSettings": run_settings}
+            if settings_file is None:
+                raise ValueError(f"{len(run_settings)} run settings need a settings file in S3")
+            return {"s3UriSettings": settings_file(token)}
+
+        def submit(token: str, attempt_tags: dict[str, str]) -> str:
+            request = {
+                "batchName": batch_name,
+                "requestId": token,
+                "defaultRunSetting": default_run_setting,
+                "batchRunSettings": batch_run_settings(token),
+                "tags": {**(tags or {}), **attempt_tags},
+            }
+            return str(self.start_run_batch(**request)["id"])
+
+        return self._submit_idempotently(
+            kind="run batch",
+            idempotency_key=idempotency_key,
+            identity={"defaultRunSetting": default_run_setting, "runSettings": run_settings, "name": batch_name},
+            submit=submit,
+            describe=self.get_batch,
+            find=lambda tags: next(iter(self.find_batches(batch_name, tags)), None),
+            usable=lambda batch: batch["status"] not in BATCH_RETRY_STATES,
+            first_attempt=first_attempt,
+            journal=journal,
+            max_attempts=max_attempts,
+        )
+
     def wait_for_batch_submission(
         self, batch_id: str, poll_interval: float = 30.0, timeout: float | None = None
     ) -> dict[str, Any]:
-        """Block until every run of the batch was submitted or refused; return GetBatch."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                batch = self.get_batch(batch_id)
-            except ClientError as err:
-                if not is_throttling(err):
-                    raise
-            else:
-                if batch["status"] in BATCH_SUBMISSION_DONE_STATES:
-                    return batch
-                self.log.info("Run batch %s is %s", batch_id, batch["status"])
-            if deadline is not None and time.monotonic() + poll_interval > deadline:
-                raise TimeoutError(f"HealthOmics run batch {batch_id} was not submitted within {timeout:.0f}s")
-            time.sleep(poll_interval)
+        """Block until every run of the batch was submitted or refused (the ``batch_submitted`` waiter)."""
+        self._wait(
+            "batch_submitted", {"batchId": batch_id}, poll_interval, timeout, f"HealthOmics run batch {batch_id}"
+        )
+        return self.get_batch(batch_id)

@@ -21,20 +21,22 @@ from healthomics.hooks.omics import (
     error_code,
     error_message,
     is_refusal,
+    max_attempts,
 )
 from healthomics.links.omics import HealthOmicsBatchLink
-from healthomics.triggers.base import connection_kwargs, deadline_after
+from healthomics.triggers.base import connection_kwargs
 from healthomics.triggers.batch import HealthOmicsBatchSubmissionTrigger
-from healthomics.utils.idempotency import attempt_tags, default_idempotency_key, provenance_tags, request_id
+from healthomics.utils.idempotency import Submission, SubmissionJournal, default_idempotency_key, provenance_tags
 from healthomics.utils.text import cut
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-MAX_INLINE_SETTINGS = 100  # the service's fixed limit; larger batches go through S3
+# How long a batch may take to submit when max_wait is None: HealthOmics' own limit on a run's life.
+MAX_SUBMISSION_SECONDS = 7 * 24 * 3600
+
+# task_state_store key of the batch operator's Submission record (see SubmissionJournal).
 STATE_KEY = "healthomics_batch"
-# A batch that ended like this is not retried under the same attempt number.
-BATCH_RETRY_STATES = frozenset({"FAILED", "CANCELLED"})
 
 
 class HealthOmicsStartRunBatchOperator(AwsBaseOperator[HealthOmicsHook]):
@@ -142,21 +144,28 @@ class HealthOmicsStartRunBatchOperator(AwsBaseOperator[HealthOmicsHook]):
         if not ids or any(not i for i in ids) or len(set(ids)) != len(ids):
             raise HealthOmicsSubmissionError("run_settings need one unique, non-empty runSettingId each")
         key = self.idempotency_key or default_idempotency_key(context)
-        store = context.get("task_state_store")
-        hint = store.get(STATE_KEY) if store is not None else None
-        attempt = 1
-        if isinstance(hint, dict) and hint.get("key") == key:
-            attempt = int(str(hint["attempt"]))
-            previous = hint.get("batchId")
-            if previous and self.hook.get_batch(str(previous))["status"] in BATCH_RETRY_STATES:
-                attempt += 1
+        journal = SubmissionJournal(context, STATE_KEY)
+        last = journal.last(key)
+        ti = context["ti"]
         try:
-            batch = self._submit(context, key, attempt, store)
+            batch, attempt = self.hook.start_run_batch_idempotently(
+                batch_name=(self.batch_name or f"{ti.dag_id}.{ti.task_id}")[:64],
+                default_run_setting=self.default_run_setting,
+                run_settings=self.run_settings,
+                idempotency_key=key,
+                tags={**(self.tags or {}), **provenance_tags(context)},
+                settings_file=self._settings_file,
+                first_attempt=last.attempt if last else 1,
+                journal=journal,
+            )
         except ClientError as err:
             if not is_refusal(err):
                 raise  # throttling, 5xx: the task's retries
-            return self._refused(context, attempt, err)
+            return self._refused(context, (journal.last(key) or Submission(key, 1)).attempt, err)
         self.batch_id = batch["id"]
+        self.log.info(
+            "Run batch %s (%d runs, attempt %d) is %s", batch["id"], len(self.run_settings), attempt, batch["status"]
+        )
         HealthOmicsBatchLink.persist(
             context=context,
             operator=self,
@@ -166,61 +175,24 @@ class HealthOmicsStartRunBatchOperator(AwsBaseOperator[HealthOmicsHook]):
         )
         if not self.wait_for_submission:
             return {"batchId": batch["id"], "arn": batch["arn"], "status": batch["status"], "attempt": attempt}
+        timeout = self.max_wait.total_seconds() if self.max_wait else None
         if self.deferrable:
             self.defer(
                 trigger=HealthOmicsBatchSubmissionTrigger(
                     batch_id=batch["id"],
-                    poll_interval=self.poll_interval,
-                    deadline=deadline_after(self.max_wait),
+                    waiter_delay=self.poll_interval,
+                    waiter_max_attempts=max_attempts(timeout or MAX_SUBMISSION_SECONDS, self.poll_interval),
                     cancel_on_kill=self.cancel_on_kill,
                     **connection_kwargs(self),
                 ),
                 method_name="execute_complete",
                 kwargs={"attempt": attempt},
             )
-        self.hook.wait_for_batch_submission(
-            batch["id"],
-            poll_interval=self.poll_interval,
-            timeout=self.max_wait.total_seconds() if self.max_wait else None,
-        )
+        self.hook.wait_for_batch_submission(batch["id"], poll_interval=self.poll_interval, timeout=timeout)
         return self._result(context, batch["id"], attempt)
 
-    def _submit(self, context: Context, key: str, attempt: int, store: Any) -> dict[str, Any]:
-        ti = context["ti"]
-        name = (self.batch_name or f"{ti.dag_id}.{ti.task_id}")[:64]
-        identity = {"defaultRunSetting": self.default_run_setting, "runSettings": self.run_settings, "name": name}
-        token = request_id(key, identity, attempt)
-        if store is not None:  # intent first: a crash after the call resumes with the same requestId
-            store.set(STATE_KEY, {"key": key, "attempt": attempt, "requestId": token})
-        tags = {**(self.tags or {}), **provenance_tags(context), **attempt_tags(key, attempt)}
-        request = {
-            "batchName": name,
-            "requestId": token,
-            "defaultRunSetting": self.default_run_setting,
-            "batchRunSettings": self._batch_run_settings(token),
-            "tags": tags,
-        }
-        response: dict[str, Any] | None
-        try:
-            response = self.hook.start_run_batch(**request)
-        except ClientError as err:
-            if error_code(err) != "ConflictException":
-                raise
-            # Same requestId with other tags (another DAG run submitted this batch): find it.
-            response = self._find_batch(name, attempt_tags(key, attempt))
-            if response is None:
-                raise
-        batch = self.hook.get_batch(response["id"])
-        if store is not None:
-            store.set(STATE_KEY, {"key": key, "attempt": attempt, "requestId": token, "batchId": batch["id"]})
-        self.log.info(
-            "Run batch %s (%d runs, attempt %d) is %s", batch["id"], len(self.run_settings), attempt, batch["status"]
-        )
-        return batch
-
-    def _batch_run_settings(self, token: str) -> dict[str, Any]:
-        if len(self.run_settings) <= MAX_INLINE_SETTINGS:
-            return {"inlineSettings": self.run_settings}
+    def _settings_file(self, token: str) -> str:
+        """The batch's run settings as a JSON array in S3, named after its requestId (above 100 runs)."""
         prefix = self.settings_uri_prefix or (
             f"{str(self.default_run_setting.get('outputUri', '')).rstrip('/')}/.healthomics/batch-settings"
         )
@@ -237,16 +209,7 @@ class HealthOmicsStartRunBatchOperator(AwsBaseOperator[HealthOmicsHook]):
         if not s3.check_for_key(object_key, bucket_name=bucket):
             s3.load_bytes(json.dumps(self.run_settings).encode(), key=object_key, bucket_name=bucket)
             self.log.info("Wrote %d run settings to %s", len(self.run_settings), uri)
-        return {"s3UriSettings": uri}
-
-    def _find_batch(self, name: str, tags: dict[str, str]) -> dict[str, Any] | None:
-        paginator = self.hook.conn.get_paginator("list_batch")
-        for page in paginator.paginate(name=name):
-            for item in page.get("items", []):
-                batch = self.hook.get_batch(item["id"])
-                if all(batch.get("tags", {}).get(k) == v for k, v in tags.items()):
-                    return batch
-        return None
+        return uri
 
     # -- results -------------------------------------------------------------
 

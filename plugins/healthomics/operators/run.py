@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
@@ -20,16 +20,104 @@ from healthomics.links.omics import (
 )
 from healthomics.triggers.base import connection_kwargs, deadline_after
 from healthomics.triggers.run import HealthOmicsRunTrigger, read_run_event
-from healthomics.utils.idempotency import default_idempotency_key, provenance_tags
+from healthomics.utils.idempotency import SubmissionJournal, default_idempotency_key, provenance_tags
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-# task_state_store key: the attempt in flight, written before each submit (see execute()).
+# task_state_store key of the run operator's Submission record (see SubmissionJournal).
 STATE_KEY = "healthomics_run"
 
 
-class HealthOmicsStartRunOperator(AwsBaseOperator[HealthOmicsHook]):
+class HealthOmicsRunWaitOperator(AwsBaseOperator[HealthOmicsHook]):
+    """
+    What every operator that brings one run to its end shares: the run's links, the wait (deferred
+    to the shared-poll run trigger, or in the worker with the ``run_ended`` waiter), the result, the
+    failure and the cancel on kill. Subclasses find or start the run and call :meth:`follow_run`.
+
+    Subclasses set ``deferrable``, ``poll_interval``, ``max_wait`` (the one timeout: the trigger's
+    deadline, or the waiter's attempts), ``cancel_on_kill`` and ``wake_queue_url``.
+    """
+
+    aws_hook_class = HealthOmicsHook
+    operator_extra_links = (HealthOmicsRunLink(), HealthOmicsRunLogsLink(), HealthOmicsRunOutputLink())
+    ui_color = "#d5ecf6"
+    # With end_from_trigger the trigger ends a COMPLETED task itself (no worker after the wait);
+    # resume_on_failure still hands failures back to run_failed() on a worker.
+    end_from_trigger = False
+    resume_on_failure = False
+
+    deferrable: bool
+    poll_interval: float
+    max_wait: timedelta | None
+    cancel_on_kill: bool
+    wake_queue_url: str | None
+    run_id: str | None = None
+
+    def follow_run(
+        self, context: Context, run: dict[str, Any], summary: dict[str, Any], batch_id: str | None = None
+    ) -> dict[str, Any]:
+        """Wait for ``run`` (GetRun) to end; return ``summary`` updated with its end, or fail the task."""
+        self.run_id = run["id"]
+        persist_run_links(context, self, self.hook, summary["id"], summary.get("runOutputUri"))
+        if run["status"] in RUN_SUCCESS_STATES:
+            return summary
+        if run["status"] in RUN_FAILURE_STATES:
+            self.run_failed(context, summary, None)
+        if self.deferrable:
+            self.defer(
+                trigger=HealthOmicsRunTrigger(
+                    run_id=run["id"],
+                    run_details=summary,
+                    batch_id=batch_id,
+                    poll_interval=self.poll_interval,
+                    deadline=deadline_after(self.max_wait),
+                    end_from_trigger=self.end_from_trigger,
+                    resume_on_failure=self.resume_on_failure,
+                    cancel_on_kill=self.cancel_on_kill,
+                    wake_queue_url=self.wake_queue_url,
+                    **connection_kwargs(self),
+                ),
+                method_name="execute_complete",
+            )
+        try:
+            finished = self.hook.wait_for_run(
+                run["id"],
+                poll_interval=self.poll_interval,
+                timeout=self.max_wait.total_seconds() if self.max_wait else None,
+            )
+        except HealthOmicsRunFailedError as err:
+            failed = {**summary, "status": err.status, "failureReason": err.failure_reason}
+            self.run_failed(context, {**failed, "statusMessage": err.status_message}, None)
+        return {**summary, **run_summary(finished)}
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> dict[str, Any]:
+        validated = read_run_event(event, self.hook, context)
+        run = {**self.known_about_run(context), **dict(validated.get("run", {}))}
+        if validated.get("status") == "success":
+            return run
+        self.run_failed(context, run, validated.get("message"))
+
+    def known_about_run(self, context: Context) -> dict[str, Any]:
+        """What the result carries besides the trigger's run summary."""
+        return {}
+
+    def run_failed(self, context: Context, run: dict[str, Any], message: str | None) -> NoReturn:
+        """The run ended FAILED, CANCELLED or DELETED (or the wait timed out): fail the task."""
+        raise HealthOmicsRunFailedError(
+            str(run.get("id", self.run_id)),
+            run.get("status", "UNKNOWN"),
+            run.get("failureReason"),
+            message or run.get("statusMessage"),
+        )
+
+    def on_kill(self) -> None:
+        """Cancel the run when the task is killed on a worker (deferred waits cancel in the trigger)."""
+        if self.cancel_on_kill and self.run_id:
+            self.hook.cancel_run(self.run_id)
+
+
+class HealthOmicsStartRunOperator(HealthOmicsRunWaitOperator):
     """
     Start an AWS HealthOmics run, exactly once, and (by default) wait until it finishes.
 
@@ -75,7 +163,6 @@ class HealthOmicsStartRunOperator(AwsBaseOperator[HealthOmicsHook]):
     :param botocore_config: extra botocore client configuration (merged over the connection's).
     """
 
-    aws_hook_class = HealthOmicsHook
     template_fields: Sequence[str] = aws_template_fields(
         "workflow_id",
         "role_arn",
@@ -88,8 +175,6 @@ class HealthOmicsStartRunOperator(AwsBaseOperator[HealthOmicsHook]):
         "wake_queue_url",
     )
     template_fields_renderers = {"parameters": "json", "tags": "json", "run_options": "json"}
-    operator_extra_links = (HealthOmicsRunLink(), HealthOmicsRunLogsLink(), HealthOmicsRunOutputLink())
-    ui_color = "#d5ecf6"
 
     def __init__(
         self,
@@ -129,7 +214,7 @@ class HealthOmicsStartRunOperator(AwsBaseOperator[HealthOmicsHook]):
         self.end_from_trigger = end_from_trigger
         self.cancel_on_kill = cancel_on_kill
         self.wake_queue_url = wake_queue_url
-        self.run_id: str | None = None
+        self.run_id = None
 
     def _request(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
@@ -147,65 +232,18 @@ class HealthOmicsStartRunOperator(AwsBaseOperator[HealthOmicsHook]):
 
     def execute(self, context: Context) -> dict[str, Any]:
         key = self.idempotency_key or default_idempotency_key(context)
-        store = context.get("task_state_store")
-        hint = store.get(STATE_KEY) if store is not None else None
-        first_attempt = int(str(hint["attempt"])) if isinstance(hint, dict) and hint.get("key") == key else 1
-
-        def remember(attempt: int, request_id: str) -> None:
-            # Persisted *before* the submit: a worker that dies after the call comes back to
-            # the same requestId, and so to the same run.
-            if store is not None:
-                store.set(STATE_KEY, {"key": key, "attempt": attempt, "requestId": request_id})
-
+        journal = SubmissionJournal(context, STATE_KEY)
+        last = journal.last(key)
         run, attempt = self.hook.start_run_idempotently(
             self._request(context),
             key,
-            first_attempt=first_attempt,
+            first_attempt=last.attempt if last else 1,
             reuse_completed=self.reuse_completed_run,
-            before_submit=remember,
+            journal=journal,
         )
-        self.run_id = run["id"]
         summary = {**run_summary(run), "attempt": attempt}
-        persist_run_links(context, self, self.hook, summary["id"], summary.get("runOutputUri"))
-        if not self.wait_for_completion or run["status"] in RUN_SUCCESS_STATES:
+        if not self.wait_for_completion:
+            self.run_id = run["id"]
+            persist_run_links(context, self, self.hook, summary["id"], summary.get("runOutputUri"))
             return summary
-        if run["status"] in RUN_FAILURE_STATES:  # only when reuse is off and the service refused
-            raise HealthOmicsRunFailedError.from_run(run)
-        if self.deferrable:
-            self.defer(
-                trigger=HealthOmicsRunTrigger(
-                    run_id=run["id"],
-                    run_details=summary,
-                    poll_interval=self.poll_interval,
-                    deadline=deadline_after(self.max_wait),
-                    end_from_trigger=self.end_from_trigger,
-                    cancel_on_kill=self.cancel_on_kill,
-                    wake_queue_url=self.wake_queue_url,
-                    **connection_kwargs(self),
-                ),
-                method_name="execute_complete",
-                timeout=self.max_wait,
-            )
-        finished = self.hook.wait_for_run(
-            run["id"],
-            poll_interval=self.poll_interval,
-            timeout=self.max_wait.total_seconds() if self.max_wait else None,
-        )
-        return {**summary, **run_summary(finished)}
-
-    def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> dict[str, Any]:
-        validated = read_run_event(event, self.hook, context)
-        run = validated.get("run", {})
-        if validated.get("status") != "success":
-            raise HealthOmicsRunFailedError(
-                str(run.get("id", self.run_id)),
-                run.get("status", "UNKNOWN"),
-                run.get("failureReason"),
-                validated.get("message") or run.get("statusMessage"),
-            )
-        return dict(run)
-
-    def on_kill(self) -> None:
-        """Cancel the run when the task is killed on a worker (deferred waits cancel in the trigger)."""
-        if self.cancel_on_kill and self.run_id:
-            self.hook.cancel_run(self.run_id)
+        return self.follow_run(context, run, summary)

@@ -99,7 +99,6 @@ class HealthOmicsRunSensor(AwsBaseSensor[HealthOmicsHook]):
                 **connection_kwargs(self),
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> dict[str, Any]:

@@ -115,15 +115,19 @@ class HealthOmicsBaseTrigger(BaseEventTrigger):
         return self.deadline is not None and time.time() > self.deadline
 
     async def task_is_deferred(self) -> bool:
-        """True while the task instance is still DEFERRED: a triggerer restart or hand-over, not a kill."""
-        ti = self.task_instance
-        if ti is None:
-            return False
-        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+        return await task_is_deferred(self)
 
-        states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
-            dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index
-        )
-        # The API keys mapped task instances as "<task_id>_<map_index>".
-        key = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
-        return bool(states.get(ti.run_id, {}).get(key) == TaskInstanceState.DEFERRED)
+
+async def task_is_deferred(trigger: Any) -> bool:
+    """True while the trigger's task instance is still DEFERRED: a triggerer restart or hand-over, not a kill."""
+    ti = trigger.task_instance
+    if ti is None:
+        return False
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
+        dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index
+    )
+    # The API keys mapped task instances as "<task_id>_<map_index>".
+    key = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
+    return bool(states.get(ti.run_id, {}).get(key) == TaskInstanceState.DEFERRED)

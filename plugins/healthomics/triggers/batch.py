@@ -1,65 +1,72 @@
-"""Deferrable wait until a run batch has submitted (or refused) every run."""
+"""Deferrable wait until a run batch has submitted (or refused) every run: the ``batch_submitted`` waiter."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import TriggerEvent
+from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
 from botocore.exceptions import ClientError
 
-from healthomics.hooks.omics import BATCH_CANCELLABLE_STATES, BATCH_SUBMISSION_DONE_STATES, is_throttling
-from healthomics.triggers.base import HealthOmicsBaseTrigger, backoff, shielded
+from healthomics.hooks.omics import BATCH_CANCELLABLE_STATES, HealthOmicsHook
+from healthomics.triggers.base import shielded, task_is_deferred
 
 
-class HealthOmicsBatchSubmissionTrigger(HealthOmicsBaseTrigger):
+class HealthOmicsBatchSubmissionTrigger(AwsBaseWaiterTrigger):
     """
     Wait until a HealthOmics run batch is past submission (INPROGRESS, PROCESSED, FAILED, ...).
 
     The service releases a batch's runs gradually, at the account's StartRun rate, so a
-    large batch can take hours to submit. Fires ``{"status": "success", "batch_id": ...,
-    "batch_status": ...}`` once submission is over (whatever the outcome; the operator
-    reads the per-run results), or ``"timeout"`` after ``deadline``. Killing the task
-    cancels the batch (CancelRunBatch); a triggerer restart does not.
+    large batch can take hours to submit. Fires ``{"status": "success", "batch_id": ...}`` once
+    submission is over (whatever the outcome; the operator reads the per-run results), or
+    ``{"status": "error", "message": ...}`` when the attempts run out. Killing the task cancels
+    the batch (CancelRunBatch); a triggerer restart does not.
 
     :param batch_id: the batch to wait for.
+    :param waiter_delay: seconds between GetBatch polls.
+    :param waiter_max_attempts: polls before the wait gives up.
+    :param cancel_on_kill: cancel the batch when the user kills the task.
 
-    Other arguments as in :class:`~healthomics.triggers.base.HealthOmicsBaseTrigger`.
+    Connection arguments (``aws_conn_id``, ``region_name``, ``verify``, ``botocore_config``) as in
+    the amazon provider.
     """
 
-    def __init__(self, batch_id: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.batch_id = batch_id
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {"batch_id": self.batch_id, **self._base_kwargs()},
+    def __init__(
+        self,
+        *,
+        batch_id: str,
+        waiter_delay: float = 30,
+        waiter_max_attempts: int = 20160,
+        cancel_on_kill: bool = True,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            serialized_fields={"batch_id": batch_id, "cancel_on_kill": cancel_on_kill},
+            waiter_name="batch_submitted",
+            waiter_args={"batchId": batch_id},
+            failure_message=f"HealthOmics run batch {batch_id} was not submitted",
+            status_message=f"HealthOmics run batch {batch_id} is",
+            status_queries=["status"],
+            return_key="batch_id",
+            return_value=batch_id,
+            # Fractions of a second work (asyncio.sleep); the base class types it int.
+            waiter_delay=waiter_delay,  # type: ignore[arg-type]
+            waiter_max_attempts=waiter_max_attempts,
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            verify=verify,
+            botocore_config=botocore_config,
         )
+        self.batch_id = batch_id
+        self.cancel_on_kill = cancel_on_kill
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        delay = float(self.poll_interval)
-        async with await self.hook().get_async_conn() as client:
-            while True:
-                if self.past_deadline():
-                    yield TriggerEvent({"status": "timeout", "batch_id": self.batch_id})
-                    return
-                try:
-                    batch = await client.get_batch(batchId=self.batch_id)
-                except ClientError as err:
-                    if not is_throttling(err):
-                        raise
-                    delay = backoff(delay, self.poll_interval)
-                else:
-                    delay = float(self.poll_interval)
-                    if batch["status"] in BATCH_SUBMISSION_DONE_STATES:
-                        yield TriggerEvent(
-                            {"status": "success", "batch_id": self.batch_id, "batch_status": batch["status"]}
-                        )
-                        return
-                    self.log.info("Run batch %s is %s", self.batch_id, batch["status"])
-                await asyncio.sleep(delay)
+    def hook(self) -> HealthOmicsHook:
+        # Built here rather than from ``aws_hook_class``: older amazon providers (MWAA's) lack it.
+        return HealthOmicsHook(
+            aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify, config=self.botocore_config
+        )
 
     async def on_kill(self) -> None:
         """The user killed the task: cancel the batch (its submitted runs too), unless still deferred."""
@@ -67,7 +74,7 @@ class HealthOmicsBatchSubmissionTrigger(HealthOmicsBaseTrigger):
             await shielded(self._cancel_batch())
 
     async def _cancel_batch(self) -> None:
-        if await self.task_is_deferred():
+        if await task_is_deferred(self):
             self.log.info("Task still deferred (trigger moved); not cancelling run batch %s", self.batch_id)
             return
         async with await self.hook().get_async_conn() as client:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 # Tag keys this package sets on runs and batches, to find them again without local state.
@@ -68,3 +69,61 @@ def default_idempotency_key(context: Any) -> str:
     """One task instance of one DAG run: ``dag/task/map_index/run_id``."""
     ti = context["ti"]
     return f"{ti.dag_id}/{ti.task_id}/{ti.map_index}/{ti.run_id}"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A task's record of one submit: which attempt, with which ``requestId``, and what it started.
+
+    One shape for runs and run batches, kept in Airflow's task state store (3.3 and later) across
+    retries and clears — the ``external_id`` of Airflow's ``ResumableJobMixin``, plus the
+    ``requestId``, written *before* the call: a worker that dies between the call and the record
+    repeats the call with the same ``requestId`` and gets the same run back, the crash window the
+    mixin documents as open.
+
+    :param key: the idempotency key the submit was for.
+    :param attempt: 1 for the first run; the next number after a run failed.
+    :param request_id: the attempt's ``requestId``.
+    :param external_id: the run or batch id, once the service answered.
+    """
+
+    key: str
+    attempt: int
+    request_id: str | None = None
+    external_id: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"key": self.key, "attempt": self.attempt, "requestId": self.request_id, "externalId": self.external_id}
+
+    @classmethod
+    def from_json(cls, value: Any) -> Submission | None:
+        """The record, or None for anything else (nothing stored, another layout)."""
+        if not isinstance(value, dict) or not isinstance(value.get("attempt"), int) or value["attempt"] < 1:
+            return None
+        return cls(str(value.get("key") or ""), value["attempt"], value.get("requestId"), value.get("externalId"))
+
+
+class SubmissionJournal:
+    """Where a task keeps its :class:`Submission`: the task state store, under one key per operator.
+
+    Without a task state store (Airflow before 3.3, or a bare context) nothing is kept and
+    ``last()`` is None: the deterministic ``requestId`` and the tags still find every run again,
+    from attempt 1 on.
+    """
+
+    def __init__(self, context: Any, state_key: str) -> None:
+        self.store = context.get("task_state_store") if hasattr(context, "get") else None
+        self.state_key = state_key
+
+    def last(self, key: str | None = None) -> Submission | None:
+        """The last record (only if it is for ``key``, when one is given)."""
+        if self.store is None:
+            return None
+        submission = Submission.from_json(self.store.get(self.state_key))
+        if submission is None or (key is not None and submission.key != key):
+            return None
+        return submission
+
+    def record(self, submission: Submission) -> None:
+        if self.store is not None:
+            self.store.set(self.state_key, submission.as_json())

@@ -12,7 +12,7 @@ from botocore.stub import ANY, Stubber
 
 from healthomics.exceptions import HealthOmicsRunFailedError
 from healthomics.hooks.omics import HealthOmicsHook, run_summary
-from healthomics.utils.idempotency import TAG_ATTEMPT, request_id
+from healthomics.utils.idempotency import TAG_ATTEMPT, Submission, SubmissionJournal, request_id
 
 ROLE = "arn:aws:iam::123456789012:role/run"
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
@@ -144,6 +144,7 @@ def test_wait_for_run_fails_on_every_unsuccessful_end(
 def test_wait_for_run_rides_out_throttling(hook: HealthOmicsHook, stub: Stubber) -> None:
     stub.add_client_error("get_run", "ThrottlingException", "Rate exceeded", 429)
     stub.add_response("get_run", get_run("1", "COMPLETED"), {"id": "1"})
+    stub.add_response("get_run", get_run("1", "COMPLETED"), {"id": "1"})  # the run the wait returns
     assert hook.wait_for_run("1", poll_interval=0)["status"] == "COMPLETED"
 
 
@@ -156,7 +157,8 @@ def test_a_vanished_run_counts_as_deleted(hook: HealthOmicsHook, stub: Stubber) 
 def test_idempotent_start_moves_past_failed_attempts(hook: HealthOmicsHook, stub: Stubber) -> None:
     request = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": "s3://b/o", "name": "S1", "tags": {"s": "S1"}}
     identity = {k: v for k, v in request.items() if k != "tags"}
-    seen: list[tuple[int, str]] = []
+    store = TaskStateStore()
+    journal = SubmissionJournal({"task_state_store": store}, "healthomics_run")
     for attempt, run_id, status in ((1, "1000001", "FAILED"), (2, "1000002", "RUNNING")):
         stub.add_response(
             "start_run",
@@ -168,12 +170,29 @@ def test_idempotent_start_moves_past_failed_attempts(hook: HealthOmicsHook, stub
             },
         )
         stub.add_response("get_run", get_run(run_id, status), {"id": run_id})
-    run, attempt = hook.start_run_idempotently(
-        request, "FC1/S1", before_submit=lambda attempt, token: seen.append((attempt, token))
-    )
+    run, attempt = hook.start_run_idempotently(request, "FC1/S1", journal=journal)
     assert (run["id"], attempt) == ("1000002", 2)
-    assert [a for a, _ in seen] == [1, 2]
-    assert seen[0][1] != seen[1][1]
+    # Each attempt was recorded before its submit (its requestId) and after it (its run).
+    assert [w["attempt"] for w in store.writes] == [1, 1, 2, 2]
+    assert [w["externalId"] for w in store.writes] == [None, "1000001", None, "1000002"]
+    assert store.writes[0]["requestId"] == request_id("FC1/S1", identity, 1) != store.writes[2]["requestId"]
+    assert journal.last("FC1/S1") == Submission("FC1/S1", 2, request_id("FC1/S1", identity, 2), "1000002")
+    assert journal.last("another key") is None
+
+
+class TaskStateStore:
+    """The two calls of Airflow's task state store the journal makes, kept in a dict."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.writes: list[dict[str, Any]] = []
+
+    def get(self, key: str) -> Any:
+        return self.values.get(key)
+
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = value
+        self.writes.append(value)
 
 
 def test_idempotent_start_reuses_a_completed_run_unless_told_not_to(hook: HealthOmicsHook, stub: Stubber) -> None:
