@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -97,7 +97,7 @@ def error_code(error: ClientError) -> str:
     return error_code_of(error.response)
 
 
-def error_code_of(response: dict[str, Any]) -> str:
+def error_code_of(response: Mapping[str, Any]) -> str:
     """The error code of a botocore response (empty for a success)."""
     return str(response.get("Error", {}).get("Code", ""))
 
