@@ -7,6 +7,11 @@ from typing import Any
 from airflow.providers.common.compat.sdk import AirflowException
 
 
+def failure_detail(failure_reason: str | None, status_message: str | None) -> str:
+    """What the service said about a run that did not complete: ``reason: message`` (either may be missing)."""
+    return ": ".join(part for part in (failure_reason, status_message) if part)
+
+
 class HealthOmicsRunFailedError(AirflowException):
     """A run ended FAILED, CANCELLED or DELETED (anything but COMPLETED)."""
 
@@ -15,7 +20,7 @@ class HealthOmicsRunFailedError(AirflowException):
         self.status = status
         self.failure_reason = failure_reason
         self.status_message = status_message
-        detail = ": ".join(part for part in (failure_reason, status_message) if part)
+        detail = failure_detail(failure_reason, status_message)
         super().__init__(f"HealthOmics run {run_id} ended {status}" + (f" ({detail})" if detail else ""))
 
     @classmethod

@@ -19,7 +19,7 @@ from healthomics.manifest.parse import FLOWCELL_ID, SNS_TOPIC_ARN
 from healthomics.settings import AWS_CONN_ID, VAR_SNS_TOPIC, allowed_output_prefixes
 from healthomics.utils.idempotency import fingerprint
 from healthomics.utils.s3 import InvalidS3UriError, parse_s3_uri, within_any
-from healthomics.utils.text import cut, one_line, shown
+from healthomics.utils.text import cut, one_line, safe_id_part, shown
 
 log = logging.getLogger(__name__)
 SNS_SUBJECT_MAX = 100
@@ -78,20 +78,19 @@ def publish_report(
     is published.
     """
     s3 = S3Hook(aws_conn_id=aws_conn_id, region_name=region_name)
-    base = report_uri.rstrip("/")
-    report = {**report, "report_uri": f"{base}/report.json"}
+    base = parse_s3_uri(report_uri, need_key=True)
+    report_json, report_text = base.join("report.json"), base.join("report.txt")
+    report = {**report, "report_uri": report_json.uri}
     text = render_text(report)
-    bucket, key = S3Hook.parse_s3_url(f"{base}/report.json")
-    s3.load_string(json.dumps(report, indent=2), key=key, bucket_name=bucket, replace=True)
-    bucket, key = S3Hook.parse_s3_url(f"{base}/report.txt")
-    s3.load_string(text, key=key, bucket_name=bucket, replace=True)
-    delivered: dict[str, Any] = {"report_json": f"{base}/report.json", "report_text": f"{base}/report.txt"}
+    s3.load_string(json.dumps(report, indent=2), key=report_json.key, bucket_name=base.bucket, replace=True)
+    s3.load_string(text, key=report_text.key, bucket_name=base.bucket, replace=True)
+    delivered: dict[str, Any] = {"report_json": report_json.uri, "report_text": report_text.uri}
     if not sns_topic_arn:
         return delivered
     said = fingerprint({k: v for k, v in report.items() if k not in ("generated_at", "report_uri")})[:16]
-    bucket, marker = S3Hook.parse_s3_url(f"{base}/notification-{said}.json")
-    if s3.check_for_key(marker, bucket_name=bucket):
-        sent = json.loads(s3.read_key(marker, bucket_name=bucket))
+    marker = base.join(f"notification-{said}.json")
+    if s3.check_for_key(marker.key, bucket_name=base.bucket):
+        sent = json.loads(s3.read_key(marker.key, bucket_name=base.bucket))
         log.info("The report of flowcell %s was already published (%s)", report["flowcell_id"], sent)
         return {**delivered, "sns_message_id": sent.get("sns_message_id"), "already_published": True}
     # A subject is printable ASCII on one line (SNS refuses anything else).
@@ -103,7 +102,9 @@ def publish_report(
         message_attributes={"flowcell": one_line(report["flowcell_id"], 128), "status": report["status"]},
     )
     delivered["sns_message_id"] = message_id
-    s3.load_string(json.dumps({"sns_message_id": message_id, "topic": sns_topic_arn}), key=marker, bucket_name=bucket)
+    s3.load_string(
+        json.dumps({"sns_message_id": message_id, "topic": sns_topic_arn}), key=marker.key, bucket_name=base.bucket
+    )
     log.info("Published the report of flowcell %s to %s", report["flowcell_id"], sns_topic_arn)
     return delivered
 
@@ -112,12 +113,12 @@ def _report_uri(plan: dict[str, Any], context: dict[str, Any]) -> str:
     manifest = plan["manifest"]
     configured = manifest["notification"].get("report_uri")
     base = configured or f"{manifest['samples'][0]['output_uri'].rstrip('/')}/_reports/{plan['flowcell_id']}"
-    return f"{base.rstrip('/')}/{_safe_run_id(context)}"
+    return _run_folder(base, context)
 
 
-def _safe_run_id(context: dict[str, Any]) -> str:
-    """The DAG run id as one S3 key segment."""
-    return "".join(c if c.isascii() and (c.isalnum() or c in "-_.:") else "_" for c in context["ti"].run_id)
+def _run_folder(base: str, context: dict[str, Any]) -> str:
+    """The folder of this DAG run's report under ``base`` (its run id as one key segment)."""
+    return parse_s3_uri(base).join(safe_id_part(context["ti"].run_id, 250)).uri
 
 
 def notify(**context: Any) -> dict[str, Any]:
@@ -191,6 +192,6 @@ def _notify_invalid_manifest(context: dict[str, Any]) -> dict[str, Any]:
         log.info("Invalid manifest report (nowhere to write it):\n%s", render_text(report))
         return {"status": report["status"]}
     delivered = publish_report(
-        report, report_uri=f"{base.rstrip('/')}/{_safe_run_id(context)}", sns_topic_arn=topic, aws_conn_id=AWS_CONN_ID
+        report, report_uri=_run_folder(base, context), sns_topic_arn=topic, aws_conn_id=AWS_CONN_ID
     )
     return {"status": report["status"], **delivered}

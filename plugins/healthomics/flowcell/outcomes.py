@@ -109,11 +109,7 @@ def evaluate_policy(outcomes: list[SampleOutcome], policy: QcPolicy) -> PolicyDe
     fraction = completed / total if total else 0.0
     passed = total > 0 and completed > 0 and fraction + 1e-9 >= policy.min_completed_fraction
     not_completed = [o for o in outcomes if not o.completed]
-    detail = "; ".join(
-        f"{o.sample_id}: {o.status}"
-        + (f" ({o.failure_reason or o.message})" if (o.failure_reason or o.message) else "")
-        for o in not_completed[:20]
-    )
+    detail = "; ".join(_describe(o) for o in not_completed[:20])
     if len(not_completed) > 20:
         detail += f"; ... and {len(not_completed) - 20} more"
     explanation = (

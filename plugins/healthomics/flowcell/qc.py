@@ -9,12 +9,14 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 
+from healthomics.exceptions import failure_detail
 from healthomics.flowcell.outcomes import SampleOutcome, collect_outcomes, evaluate_policy
 from healthomics.flowcell.plan import qc_run, qc_samples_uri
 from healthomics.flowcell.task_ids import FAILURE_XCOM, LOAD_TASK, POLICY_XCOM, QC_GATE_TASK, QC_TASK, SAMPLE_TASK
 from healthomics.manifest import FlowcellManifest
 from healthomics.settings import AWS_CONN_ID
 from healthomics.utils.idempotency import fingerprint
+from healthomics.utils.s3 import parse_s3_uri
 from healthomics.utils.xcom import task_states, xcom_document
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,8 @@ def qc_gate(**context: Any) -> dict[str, Any]:
     digest = fingerprint(completed)[:16]
     samples_uri = qc_samples_uri(manifest, digest)
     s3 = S3Hook(aws_conn_id=AWS_CONN_ID)
-    bucket, key = S3Hook.parse_s3_url(samples_uri)
+    location = parse_s3_uri(samples_uri, need_key=True)
+    bucket, key = location.bucket, location.key
     if not s3.check_for_key(key, bucket_name=bucket):
         s3.load_string(
             json.dumps({"flowcell_id": manifest.flowcell_id, "samples": completed}), key=key, bucket_name=bucket
@@ -110,7 +113,7 @@ def qc_outcome(plan: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
             "message": policy,
         }
     if status == "failed":
-        detail = ": ".join(p for p in (run.get("failureReason"), run.get("message") or run.get("statusMessage")) if p)
+        detail = failure_detail(run.get("failureReason"), run.get("message") or run.get("statusMessage"))
         return {"status": "FAILED", "run_id": run.get("id"), "message": detail or "the QC run failed"}
     return {"status": "NOT_RUN", "message": f"QC task {status or 'not started'}"}
 

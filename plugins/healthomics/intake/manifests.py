@@ -9,7 +9,6 @@ and starts nothing; a changed manifest has a new ETag, so a new run.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import re
 from collections.abc import Iterable
@@ -24,7 +23,7 @@ from healthomics.manifest.model import MAX_MANIFEST_BYTES
 from healthomics.utils.dead_letters import digest
 from healthomics.utils.documents import DocumentError, strict_json
 from healthomics.utils.s3 import InvalidS3UriError, parse_s3_uri
-from healthomics.utils.text import markdown_literal, shown
+from healthomics.utils.text import markdown_literal, safe_id_part, shown
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +41,6 @@ class MalformedNotificationError(ValueError):
 
 
 # Airflow's default allowed_run_id_pattern is ^[A-Za-z0-9_.~:+-]+$.
-RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.~:+-]+")
-MAX_FLOWCELL_IN_RUN_ID = 100
 
 
 @dataclass(frozen=True)
@@ -220,17 +217,9 @@ def unique(objects: Iterable[ManifestObject]) -> list[ManifestObject]:
     return list(seen.values())
 
 
-def safe_run_id_part(text: str, limit: int = MAX_FLOWCELL_IN_RUN_ID) -> str:
-    """``text`` with what Airflow run ids may not hold replaced; long text keeps a hash suffix."""
-    safe = RUN_ID_UNSAFE.sub("-", text).strip("-") or "x"
-    if len(safe) > limit:
-        safe = f"{safe[: limit - 9]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
-    return safe
-
-
 def flowcell_run_id(flowcell_id: str, etag: str) -> str:
     """The ``healthomics_flowcell`` run id of one manifest version."""
-    return f"manifest__{safe_run_id_part(flowcell_id)}__{safe_run_id_part(etag, 64)}"
+    return f"manifest__{safe_id_part(flowcell_id)}__{safe_id_part(etag, 64)}"
 
 
 def read_version(s3_client: Any, obj: ManifestObject) -> bytes | None:

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 
 from healthomics.hooks.omics import error_code
 from healthomics.manifest.model import FlowcellManifest, Problem
+from healthomics.utils.s3 import parse_s3_uri
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -57,7 +58,8 @@ def check_inputs(manifest: FlowcellManifest, s3: S3Hook, max_workers: int = 8) -
     """Every s3:// input must exist (an object, or a prefix with objects under it)."""
 
     def exists(uri: str) -> bool:
-        bucket, key = s3.parse_s3_url(uri)
+        location = parse_s3_uri(uri)
+        bucket, key = location.bucket, location.key
         if key and s3.check_for_key(key, bucket_name=bucket):
             return True
         prefix = key if not key or key.endswith("/") else key + "/"

@@ -27,6 +27,7 @@ from healthomics.links.omics import HealthOmicsBatchLink
 from healthomics.triggers.base import connection_kwargs
 from healthomics.triggers.batch import HealthOmicsBatchSubmissionTrigger
 from healthomics.utils.idempotency import Submission, SubmissionJournal, default_idempotency_key, provenance_tags
+from healthomics.utils.s3 import InvalidS3UriError, parse_s3_uri
 from healthomics.utils.text import cut
 
 if TYPE_CHECKING:
@@ -196,14 +197,15 @@ class HealthOmicsStartRunBatchOperator(AwsBaseOperator[HealthOmicsHook]):
         prefix = self.settings_uri_prefix or (
             f"{str(self.default_run_setting.get('outputUri', '')).rstrip('/')}/.healthomics/batch-settings"
         )
-        if not prefix.startswith("s3://"):
+        try:
+            location = parse_s3_uri(prefix).join(f"{token}.json")
+        except InvalidS3UriError as err:
             raise HealthOmicsSubmissionError(
                 f"{len(self.run_settings)} runs need a settings file in S3: set settings_uri_prefix or "
-                "defaultRunSetting.outputUri to an s3:// URI"
-            )
-        uri = f"{prefix.rstrip('/')}/{token}.json"
+                f"defaultRunSetting.outputUri to an s3:// URI ({err})"
+            ) from err
+        uri, bucket, object_key = location.uri, location.bucket, location.key
         s3 = S3Hook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify)
-        bucket, object_key = S3Hook.parse_s3_url(uri)
         # The service records the file's ETag at submit and fails the batch if it changes, so a
         # resubmit never rewrites it (the name is the requestId: same content by construction).
         if not s3.check_for_key(object_key, bucket_name=bucket):

@@ -21,7 +21,7 @@ from airflow.sdk import Param, get_current_context
 from healthomics.flowcell.load import manifest_options, read_manifest
 from healthomics.flowcell.plan import TAG_FLOWCELL, TAG_SAMPLE, run_request
 from healthomics.hooks.omics import HealthOmicsHook
-from healthomics.intake.manifests import ManifestObject, list_manifests, read_version, safe_run_id_part
+from healthomics.intake.manifests import ManifestObject, list_manifests, read_version
 from healthomics.intake.tasks import manifest_prefix
 from healthomics.manifest import ManifestError, declared_flowcell_id, parse_manifest
 from healthomics.reruns.plan import (
@@ -36,6 +36,7 @@ from healthomics.reruns.plan import (
     same_request,
 )
 from healthomics.settings import AWS_CONN_ID, MANIFEST_PREFIX
+from healthomics.utils.text import safe_id_part
 from healthomics.utils.xcom import task_states
 
 log = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ def plan_flowcell(flowcell: dict[str, Any], **context: Any) -> dict[str, Any]:
         "trigger": None
         if conf is None
         else {
-            "trigger_run_id": f"backfill__{safe_run_id_part(manifest.flowcell_id)}__{key}",
+            "trigger_run_id": f"backfill__{safe_id_part(manifest.flowcell_id)}__{key}",
             "conf": conf,
             "note": f"Backfill {context['run_id']}: {sum(d.action == RUN for d in decisions)} sample(s) to run",
         },

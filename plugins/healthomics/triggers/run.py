@@ -21,6 +21,7 @@ from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.triggers.base import TaskFailedEvent, TaskSuccessEvent, TriggerEvent
 from botocore.exceptions import ClientError
 
+from healthomics.exceptions import failure_detail
 from healthomics.hooks.omics import (
     RUN_FAILURE_STATES,
     RUN_SUCCESS_STATES,
@@ -276,7 +277,7 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
         result = {**self.run_details, **item}
         if status in RUN_SUCCESS_STATES:
             return self._event("success", result, f"run {self.run_id} COMPLETED")
-        detail = ": ".join(p for p in (result.get("failureReason"), result.get("statusMessage")) if p)
+        detail = failure_detail(result.get("failureReason"), result.get("statusMessage"))
         return self._event("failed", result, f"run {self.run_id} ended {status}" + (f" ({detail})" if detail else ""))
 
     def _event(self, status: str, run: dict[str, Any], message: str) -> TriggerEvent:
@@ -319,5 +320,5 @@ def read_run_event(event: dict[str, Any] | str | None, hook: HealthOmicsHook, co
     link = ti.xcom_pull(task_ids=ti.task_id, key=HealthOmicsRunLink.key, map_indexes=ti.map_index)
     run = run_summary(hook.get_run(link["run_id"]))
     ok = run["status"] in RUN_SUCCESS_STATES
-    detail = ": ".join(p for p in (run.get("failureReason"), run.get("statusMessage")) if p)
+    detail = failure_detail(run.get("failureReason"), run.get("statusMessage"))
     return {"status": "success" if ok else "failed", "run": run, "message": detail or f"run ended {run['status']}"}

@@ -7,6 +7,8 @@ and SNS message (which SNS then refuses on every try). Everything shown goes thr
 
 from __future__ import annotations
 
+import hashlib
+import re
 import unicodedata
 from typing import Any
 
@@ -67,3 +69,16 @@ def markdown_literal(text: str) -> str:
     fence = "`" * (longest + 1)
     pad = " " if visible.startswith("`") or visible.endswith("`") else ""
     return f"{fence}{pad}{visible}{pad}{fence}"
+
+
+# What an Airflow run id and an S3 key segment may both hold.
+ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.~:+-]+")
+
+
+def safe_id_part(text: str, limit: int = 100) -> str:
+    """``text`` as one part of a DAG run id or one S3 key segment: anything else replaced by ``-``;
+    longer than ``limit`` keeps a hash suffix, so two long texts stay apart."""
+    safe = ID_UNSAFE.sub("-", text).strip("-") or "x"
+    if len(safe) > limit:
+        safe = f"{safe[: limit - 9]}-{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+    return safe
