@@ -15,6 +15,7 @@ from typing import Any
 import psutil
 import sqlalchemy
 
+from devkit.waiting import wait_until
 from local_airflow import TERMINAL_DAG_RUN_STATES
 
 # Calls that only watch runs (the rest submit, read inputs or tag).
@@ -115,11 +116,18 @@ class Sampler:
 
     def wait_for_dag_run(self, timeout: float) -> None:
         """Until the DAG run's state is terminal; TimeoutError after ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while self.dag_run_state not in TERMINAL_DAG_RUN_STATES:
-            if time.monotonic() > deadline or self._stop.is_set():
-                raise TimeoutError(f"DAG run {self.dag_id}/{self.run_id} did not finish within {timeout:.0f}s")
-            time.sleep(self.interval)
+
+        def finished() -> bool:
+            if self._stop.is_set():
+                raise TimeoutError(f"DAG run {self.dag_id}/{self.run_id}: the sampler stopped first")
+            return self.dag_run_state in TERMINAL_DAG_RUN_STATES
+
+        wait_until(
+            finished,
+            timeout=timeout,
+            interval=self.interval,
+            what=f"DAG run {self.dag_id}/{self.run_id} did not finish",
+        )
 
     def _sample_processes(self, memory: bool) -> None:
         for name, pid in self.components.items():

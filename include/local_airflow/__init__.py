@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devkit.waiting import wait_until
 from local_aws import ServerProcess, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -345,17 +346,18 @@ class LocalAirflow:
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120.0) -> None:
         """Until the dag-processor has parsed the DAG (and it has no import error)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def parsed() -> bool:
             errors = self.api("GET", "importErrors")["import_errors"]
             if errors:
                 raise RuntimeError("DAG import errors: " + "; ".join(e["stack_trace"][-500:] for e in errors))
             try:
                 self.api("GET", f"dags/{dag_id}")
-                return
             except RuntimeError:
-                time.sleep(1)
-        raise TimeoutError(f"DAG {dag_id} not parsed within {timeout:.0f}s")
+                return False
+            return True
+
+        wait_until(parsed, timeout=timeout, interval=1, what=f"DAG {dag_id} not parsed")
 
     def unpause(self, dag_id: str) -> None:
         self.wait_for_dag(dag_id)
@@ -407,25 +409,24 @@ class LocalAirflow:
     def wait_for_task_state(
         self, dag_id: str, run_id: str, task_id: str, states: set[str], map_index: int = -1, timeout: float = 120.0
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
+        last: list[dict[str, Any]] = []
+
+        def in_state() -> dict[str, Any] | None:
             for ti in self.task_instances(dag_id, run_id):
                 if ti["task_id"] == task_id and ti["map_index"] == map_index:
-                    last = ti
-                    if ti["state"] in states:
-                        return ti
-            time.sleep(0.5)
-        raise TimeoutError(f"{task_id}[{map_index}] not in {states} within {timeout:.0f}s (last: {last})")
+                    last[:] = [ti]
+                    return ti if ti["state"] in states else None
+            return None
+
+        return wait_until(in_state, timeout=timeout, what=lambda: f"{task_id}[{map_index}] not in {states} ({last})")
 
     def wait_for_dag_run(self, dag_id: str, run_id: str, timeout: float = 300.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def finished() -> dict[str, Any] | None:
             run = self.dag_run(dag_id, run_id)
-            if run["state"] in TERMINAL_DAG_RUN_STATES:
-                return run
-            time.sleep(1)
-        raise TimeoutError(f"DAG run {dag_id}/{run_id} did not finish within {timeout:.0f}s")
+            return run if run["state"] in TERMINAL_DAG_RUN_STATES else None
+
+        return wait_until(finished, timeout=timeout, interval=1, what=f"DAG run {dag_id}/{run_id} did not finish")
 
     def set_task_state(self, dag_id: str, run_id: str, task_id: str, state: str, map_index: int = -1) -> None:
         """What "Mark failed/success" in the UI does."""

@@ -20,7 +20,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -29,6 +28,8 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+
+from devkit.waiting import wait_until
 
 # Credentials moto accepts; never real ones. Exported so no real AWS profile is used.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -52,20 +53,21 @@ def _die_with_parent() -> None:
 
 def wait_until_ready(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
     """Poll ``url`` until it answers HTTP at all (any status), or fail with the log."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
+    last_error: list[Exception] = []
+
+    def answers() -> bool:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"{url}: server exited with code {process.returncode} before it was ready")
         try:
             with urllib.request.urlopen(url, timeout=2):
-                return
+                return True
         except urllib.error.HTTPError:
-            return  # it answered
+            return True  # it answered
         except OSError as err:
-            last_error = err
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} not ready after {timeout:.0f}s: {last_error}")
+            last_error[:] = [err]
+            return False
+
+    wait_until(answers, timeout=timeout, interval=0.1, what=lambda: f"{url} not ready ({last_error[:1]})")
 
 
 @dataclass
@@ -111,18 +113,22 @@ def stop_process_group(pid: int, timeout: float = 10.0) -> None:
     """SIGTERM the group, then SIGKILL what is left after ``timeout``."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def gone() -> bool:
         try:
             os.killpg(pid, 0)
         except (ProcessLookupError, PermissionError):
-            return
+            return True
         # Reap it if it is our child, so the group really disappears.
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+        return False
+
+    try:
+        wait_until(gone, timeout=timeout, interval=0.05, what=f"process group {pid} still alive")
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
 
 
 @dataclass
@@ -297,11 +303,12 @@ def create_active_workflow(omics: Any, timeout: float = 120.0, **request: Any) -
     ACTIVE are refused. Returns the CreateWorkflow response (``id``, ``arn``, ...).
     """
     created = dict(omics.create_workflow(**request))
-    deadline = time.monotonic() + timeout
-    while omics.get_workflow(id=created["id"])["status"] != "ACTIVE":
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"workflow {request.get('name')} ({created['id']}) never became ACTIVE")
-        time.sleep(0.2)
+    wait_until(
+        lambda: omics.get_workflow(id=created["id"])["status"] == "ACTIVE",
+        timeout=timeout,
+        interval=0.2,
+        what=f"workflow {request.get('name')} ({created['id']}) never became ACTIVE",
+    )
     return created
 
 

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from devkit.waiting import wait_until
 from omics_emulator import EmulatorAdmin
 
 from . import LocalAWS, create_active_workflow
@@ -27,13 +28,7 @@ FAILING_SAMPLE = "NA12885"
 
 
 def _wait(what: str, check: Any, timeout: float = 120.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise TimeoutError(f"timed out waiting for {what}")
+    return wait_until(check, timeout=timeout, interval=0.2, what=f"timed out waiting for {what}")
 
 
 def run_smoke(stack: LocalAWS) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
+from devkit.waiting import wait_until
 from omics_emulator import EmulatorAdmin
 
 
@@ -37,11 +38,12 @@ def test_command_line_start_health_and_clean_shutdown(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while not port_file.exists() or not port_file.read_text():
+
+        def started() -> bool:
             assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            assert time.monotonic() < deadline, "emulator did not start"
-            time.sleep(0.05)
+            return port_file.exists() and bool(port_file.read_text())
+
+        wait_until(started, timeout=30, interval=0.05, what="the emulator did not start")
         url = f"http://127.0.0.1:{port_file.read_text()}"
         admin = EmulatorAdmin(url)
         health = admin.health()

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from devkit.waiting import wait_until
 from local_airflow import LocalAirflow
 
 from .conftest import INTAKE_BUCKET, INTAKE_PREFIX
@@ -52,25 +53,32 @@ def flowcell_runs(airflow: LocalAirflow, tag: str) -> dict[str, dict[str, Any]]:
 def settle(airflow: LocalAirflow, sqs: Any, timeout: float = 240.0) -> None:
     """Until the queue is empty (messages are deleted only once handled) and no intake run is active."""
     queue = airflow.manifest_queue_url  # type: ignore[attr-defined]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def pending() -> int:
         attributes = sqs.get_queue_attributes(
             QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         )["Attributes"]
-        pending = int(attributes["ApproximateNumberOfMessages"]) + int(
-            attributes["ApproximateNumberOfMessagesNotVisible"]
-        )
-        active = [r for r in airflow.dag_runs(EVENTS_DAG) if r["state"] in ("queued", "running")]
-        if not pending and not active:
-            return
-        time.sleep(1)
-    stuck = {
-        r["dag_run_id"]: sorted(
-            {(t["task_id"], t["map_index"], t["state"]) for t in airflow.task_instances(EVENTS_DAG, r["dag_run_id"])}
-        )
-        for r in active
-    }
-    raise TimeoutError(f"intake did not settle in {timeout:.0f}s: {pending} message(s), active runs: {stuck}")
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def active() -> list[dict[str, Any]]:
+        return [r for r in airflow.dag_runs(EVENTS_DAG) if r["state"] in ("queued", "running")]
+
+    def tasks_of(run_id: str) -> list[dict[str, Any]]:
+        return list(airflow.task_instances(EVENTS_DAG, run_id))
+
+    def stuck() -> str:
+        tasks = {
+            r["dag_run_id"]: sorted(
+                {
+                    (t["task_id"], t["map_index"], t["state"])
+                    for t in airflow.task_instances(EVENTS_DAG, r["dag_run_id"])
+                }
+            )
+            for r in active()
+        }
+        return f"intake did not settle: {pending()} message(s), active runs: {tasks}"
+
+    wait_until(lambda: not pending() and not active(), timeout=timeout, interval=1, what=stuck)
 
 
 def test_an_upload_starts_one_run_a_duplicate_event_none_and_a_new_version_another(

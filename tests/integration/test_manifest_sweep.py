@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from airflow.utils.state import DagRunState, TaskInstanceState
 
+from devkit.waiting import wait_until
+
 from .airflow_dags import run_dag
 from .flowcells import dag_runs, reference_manifest
 
@@ -63,18 +65,17 @@ def _once_started(dag_id: str, task_id: str, then: Any, delay: float, timeout: f
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
+    def started() -> bool:
+        with create_session() as session:
+            states = session.scalars(
+                select(TaskInstance.state).where(TaskInstance.dag_id == dag_id, TaskInstance.task_id == task_id)
+            ).all()
+        return any(s is not None and s != TaskInstanceState.SCHEDULED for s in states)
+
     def watch() -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with create_session() as session:
-                states = session.scalars(
-                    select(TaskInstance.state).where(TaskInstance.dag_id == dag_id, TaskInstance.task_id == task_id)
-                ).all()
-            if any(s is not None and s != TaskInstanceState.SCHEDULED for s in states):
-                time.sleep(delay)
-                then()
-                return
-            time.sleep(0.1)
+        wait_until(started, timeout=timeout, interval=0.1, what=f"{dag_id}.{task_id} never started")
+        time.sleep(delay)
+        then()
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from devkit.waiting import wait_until
 from local_airflow import POSTGRES, REDIS, LocalAirflow, fresh_postgres_database, fresh_redis_broker, reachable
 from local_aws import LocalAWS
 from omics_emulator import EmulatorAdmin
@@ -103,15 +104,15 @@ def test_a_flowcell_survives_losing_a_worker_and_the_triggerer(
     run_id = cluster.trigger(DAG_ID, conf=flowcell)
 
     # Wait until most samples are deferred: their waits are held in the triggerer, not in worker slots.
-    deadline = time.monotonic() + 300
-    deferred = 0
-    while time.monotonic() < deadline:
-        tis = sample_tis(cluster, run_id)
-        deferred = sum(ti["state"] == "deferred" for ti in tis)
-        if deferred >= len(SAMPLES) // 2:
-            break
-        time.sleep(2)
-    assert deferred >= len(SAMPLES) // 2, f"only {deferred} sample tasks deferred"
+    def deferred() -> int:
+        return sum(ti["state"] == "deferred" for ti in sample_tis(cluster, run_id))
+
+    wait_until(
+        lambda: deferred() >= len(SAMPLES) // 2,
+        timeout=300,
+        interval=2,
+        what=lambda: f"only {deferred()} sample tasks deferred",
+    )
 
     # Lose a worker and the triggerer without warning, then bring them back.
     cluster.kill_component("worker-1")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
 import pytest
 
+from devkit.waiting import wait_until
 from local_airflow import LocalAirflow
 from omics_emulator import EmulatorAdmin
 
@@ -30,18 +30,22 @@ def test_a_run_s_status_events_are_archived_and_called_back_once_each(
     realtime.configure(events_queue_url=events_dag.run_events_queue_url)  # type: ignore[attr-defined]
     wes_id = f"wes-{uuid.uuid4().hex[:8]}"
     run = start_run(tags={"flowcell": "HXEVENTS1", "sample": "NA12878", "WESRunId": wes_id})
-    deadline = time.monotonic() + 180
-    mine: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        mine = [c for c in receiver.calls if c["body"].get("wesRunId") == wes_id]
-        if any(c["body"]["status"] == "COMPLETED" for c in mine):
-            break
-        time.sleep(1)
-    statuses = [c["body"]["status"] for c in mine]
+
+    def mine() -> list[dict[str, Any]]:
+        return [c for c in receiver.calls if c["body"].get("wesRunId") == wes_id]
+
+    wait_until(
+        lambda: any(c["body"]["status"] == "COMPLETED" for c in mine()),
+        timeout=180,
+        interval=1,
+        what=lambda: f"no COMPLETED callback of {wes_id} (got {[c['body']['status'] for c in mine()]})",
+    )
+    calls = mine()
+    statuses = [c["body"]["status"] for c in calls]
     assert statuses[-1:] == ["COMPLETED"], statuses
-    assert len({c["key"] for c in mine}) == len(mine)  # one callback per event
+    assert len({c["key"] for c in calls}) == len(calls)  # one callback per event
     assert {"PENDING", "RUNNING", "COMPLETED"} <= set(statuses)
-    completed = next(c["body"] for c in mine if c["body"]["status"] == "COMPLETED")
+    completed = next(c["body"] for c in calls if c["body"]["status"] == "COMPLETED")
     assert completed["runId"] == run["id"] and completed["outputs"]
     keys = [
         o["Key"]

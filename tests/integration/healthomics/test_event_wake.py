@@ -18,6 +18,7 @@ import pytest
 from airflow.triggers.shared_stream import SharedStreamManager
 from airflow.utils.state import DagRunState
 
+from devkit.waiting import wait_until
 from healthomics.triggers.run import HealthOmicsRunTrigger
 from omics_emulator import EmulatorAdmin
 
@@ -40,9 +41,7 @@ def finish_runs_after_first_poll(emulator: EmulatorAdmin, operation: str) -> thr
     """Once the wait has looked at its run(s) (``operation`` called), let every run finish."""
 
     def finish() -> None:
-        deadline = time.monotonic() + 60
-        while emulator.calls(operation) == 0 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: emulator.calls(operation) > 0, timeout=60, interval=0.1, what=f"no {operation} call")
         time.sleep(1.0)  # the wait is asleep now
         emulator.advance(24 * 3600)
 

@@ -6,11 +6,11 @@ deferred task cancels the run, and a triggerer restart cancels nothing.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 
+from devkit.waiting import wait_until
 from local_airflow import LocalAirflow
 from omics_emulator import EmulatorAdmin
 
@@ -40,10 +40,11 @@ def trigger(airflow: LocalAirflow, workflow: dict[str, Any], bucket: str, sample
 
 
 def wait_for_status(omics: Any, run_id: str, status: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while omics.get_run(id=run_id)["status"] != status:
-        assert time.monotonic() < deadline, f"run {run_id} never became {status}"
-        time.sleep(0.5)
+    wait_until(
+        lambda: omics.get_run(id=run_id)["status"] == status,
+        timeout=timeout,
+        what=f"run {run_id} never became {status}",
+    )
 
 
 def wait_until_the_trigger_polls(emulator: EmulatorAdmin, timeout: float = 60.0) -> None:
@@ -53,10 +54,12 @@ def wait_until_the_trigger_polls(emulator: EmulatorAdmin, timeout: float = 60.0)
     running to be told.)
     """
     emulator.reset_counters()
-    deadline = time.monotonic() + timeout
-    while emulator.calls("GetRun") == 0:
-        assert time.monotonic() < deadline, "the triggerer never started the trigger"
-        time.sleep(0.2)
+    wait_until(
+        lambda: emulator.calls("GetRun") > 0,
+        timeout=timeout,
+        interval=0.2,
+        what="the triggerer never started the trigger",
+    )
 
 
 def runs_named(omics: Any, name: str) -> list[dict[str, Any]]:
@@ -112,16 +115,15 @@ def test_marking_the_batch_submission_failed_cancels_the_batch(
     cluster_emulator.configure(batch_submission_tps=1 / 7200)
     run_id = trigger(airflow, workflow, bucket, "unused", dag_id=BATCH)
     airflow.wait_for_task_state(BATCH, run_id, "submit", {"deferred"})
-    deadline = time.monotonic() + 60
-    while cluster_emulator.calls("GetBatch") < 3:  # the trigger is polling GetBatch
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    # The trigger is polling GetBatch.
+    wait_until(lambda: cluster_emulator.calls("GetBatch") >= 3, timeout=60, interval=0.2, what="no GetBatch polls")
     [batch] = omics.list_batch()["items"]
     airflow.set_task_state(BATCH, run_id, "submit", "failed")
-    deadline = time.monotonic() + 60
-    while omics.get_batch(batchId=batch["id"])["status"] != "CANCELLED":
-        assert time.monotonic() < deadline, "the batch was not cancelled"
-        time.sleep(0.5)
+    wait_until(
+        lambda: omics.get_batch(batchId=batch["id"])["status"] == "CANCELLED",
+        timeout=60,
+        what="the batch was not cancelled",
+    )
     assert omics.get_batch(batchId=batch["id"])["submissionSummary"]["successfulStartSubmissionCount"] < 5
 
 

@@ -1,0 +1,1 @@
+"""What the local stack, the emulator, the demo, the bench and the tests share (development code only)."""
