@@ -164,7 +164,7 @@ def test_the_sampler_sees_the_dag_run_end_in_the_metadata_database(tmp_path: Pat
     sampler = Sampler(database_url=f"sqlite:///{database}", dag_id="d", components={}, interval=0.05, run_id="r")
     sampler.start()
     try:
-        with pytest.raises(TimeoutError, match="d/r did not finish within 0.3s"):
+        with pytest.raises(TimeoutError, match=r"d/r did not finish within 0\.3s"):
             sampler.wait_for_dag_run(timeout=0.3)
         with sqlite3.connect(database) as db:
             db.execute("UPDATE dag_run SET state = 'failed'")
