@@ -35,8 +35,8 @@ import sqlalchemy
 from healthomics_bench.measure import Clock, Sampler, deferral_times, derive, fan_out_progress
 from healthomics_bench.report import render_chart, render_table
 from healthomics_bench.scenario import build_flowcell
-from local_airflow import LocalAirflow
-from local_aws import LocalAWS
+from local_airflow.deployment import LocalAirflow
+from local_aws.stack import LocalAWS
 from omics_emulator import EmulatorAdmin
 from omics_emulator.quotas import DEFAULT_TPS
 

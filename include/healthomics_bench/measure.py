@@ -16,7 +16,7 @@ import psutil
 import sqlalchemy
 
 from devkit.waiting import wait_until
-from local_airflow import TERMINAL_DAG_RUN_STATES
+from local_airflow.deployment import TERMINAL_DAG_RUN_STATES
 
 # Calls that only watch runs (the rest submit, read inputs or tag).
 MONITORING_OPERATIONS = ("GetRun", "ListRuns", "GetBatch", "ListRunsInBatch")

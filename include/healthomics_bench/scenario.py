@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from local_aws import LocalAWS, germline_and_qc_workflows, reference_manifest
+from local_aws.stack import LocalAWS
+from local_aws.workflows import germline_and_qc_workflows, reference_manifest
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/healthomics-bench-run"
 BUCKET = "healthomics-bench"

@@ -34,9 +34,10 @@ from healthomics_chaos import audit
 from healthomics_chaos.faults import Fault, Progress, Schedule, spread
 from healthomics_chaos.proxy import TcpProxy
 from healthomics_chaos.workload import ARCHIVE, EVENTS_QUEUE, LANDING, MANIFEST_PREFIX, ROLE_ARN, Workload
-from local_airflow import POSTGRES, REDIS, LocalAirflow, fresh_postgres_database, fresh_redis_broker, reachable
-from local_aws import LocalAWS
+from local_airflow.deployment import LocalAirflow
+from local_airflow.services import POSTGRES, REDIS, fresh_postgres_database, fresh_redis_broker, reachable
 from local_aws.receiver import Receiver
+from local_aws.stack import LocalAWS
 from omics_emulator import EmulatorAdmin
 from omics_emulator.quotas import DEFAULT_TPS
 

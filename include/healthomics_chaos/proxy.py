@@ -11,7 +11,7 @@ import contextlib
 import socket
 import threading
 
-from local_aws import free_port
+from local_aws.processes import free_port
 
 
 class TcpProxy:

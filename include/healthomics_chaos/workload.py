@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus
 
-from local_aws import LocalAWS, germline_and_qc_workflows, reference_manifest
+from local_aws.stack import LocalAWS
+from local_aws.workflows import germline_and_qc_workflows, reference_manifest
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/healthomics-chaos-run"
 LAB = "chaos-lab"

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from local_aws import LocalAWS, create_active_workflow, reference_manifest
+from local_aws.stack import LocalAWS
+from local_aws.workflows import create_active_workflow, reference_manifest
 from omics_emulator import EmulatorAdmin
 
 REPO = Path(__file__).resolve().parents[2]

@@ -24,8 +24,8 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from healthomics_demo.__main__ import REPO, prepare
-from local_airflow import LocalAirflow
-from local_aws import LocalAWS
+from local_airflow.deployment import LocalAirflow
+from local_aws.stack import LocalAWS
 
 DAG_ID = "healthomics_flowcell"
 USERNAME = "admin"

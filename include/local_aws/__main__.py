@@ -15,7 +15,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from . import LocalAWS, stop_process_group
+from local_aws.processes import stop_process_group
+from local_aws.stack import LocalAWS
 
 
 def _up(state_dir: Path, time_scale: float) -> int:

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from devkit.waiting import wait_until
+from local_aws.stack import LocalAWS
+from local_aws.workflows import create_active_workflow
 from omics_emulator import EmulatorAdmin
-
-from . import LocalAWS, create_active_workflow
 
 BUCKET = "healthomics-demo"
 ROLE_ARN = "arn:aws:iam::123456789012:role/healthomics-demo-run"

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from local_aws import LocalAWS
 from local_aws.receiver import Receiver
+from local_aws.stack import LocalAWS
 from omics_emulator import EmulatorAdmin
 from omics_emulator.model import OPERATIONS
 
@@ -172,7 +172,7 @@ def airflow_cluster(local_aws: LocalAWS, tmp_path_factory: pytest.TempPathFactor
     import shutil
     from pathlib import Path
 
-    from local_airflow import LocalAirflow
+    from local_airflow.deployment import LocalAirflow
 
     repo = Path(__file__).resolve().parents[2]
     home = tmp_path_factory.mktemp("airflow-cluster")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from healthomics_chaos.__main__ import ChaosConfig, passed, render, run
-from local_airflow import POSTGRES, REDIS, reachable
+from local_airflow.services import POSTGRES, REDIS, reachable
 
 pytestmark = pytest.mark.skipif(
     not (reachable(POSTGRES) and reachable(REDIS)),

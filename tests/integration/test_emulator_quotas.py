@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from local_aws import LocalAWS
+from local_aws.stack import LocalAWS
 from omics_emulator import EmulatorAdmin
 
 

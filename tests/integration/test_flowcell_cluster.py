@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from local_airflow import LocalAirflow
+from local_airflow.deployment import LocalAirflow
 from omics_emulator import EmulatorAdmin
 
 from .conftest import ROLE_ARN

@@ -13,7 +13,7 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from local_aws import LocalAWS
+from local_aws.stack import LocalAWS
 from omics_emulator import EmulatorAdmin
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from devkit.waiting import wait_until
-from local_airflow import LocalAirflow
+from local_airflow.deployment import LocalAirflow
 
 from .conftest import INTAKE_BUCKET, INTAKE_PREFIX
 

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from devkit.waiting import wait_until
-from local_airflow import POSTGRES, REDIS, LocalAirflow, fresh_postgres_database, fresh_redis_broker, reachable
-from local_aws import LocalAWS
+from local_airflow.deployment import LocalAirflow
+from local_airflow.services import POSTGRES, REDIS, fresh_postgres_database, fresh_redis_broker, reachable
+from local_aws.stack import LocalAWS
 from omics_emulator import EmulatorAdmin
 
 from .conftest import REPO, ROLE_ARN

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from devkit.waiting import wait_until
-from local_airflow import LocalAirflow
+from local_airflow.deployment import LocalAirflow
 from omics_emulator import EmulatorAdmin
 
 DAG_ID = "healthomics_provider_checks"
