@@ -25,10 +25,20 @@ for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
     os.environ.pop(variable, None)
 
 
+# The local AWS stack's fixtures (servers start only for the tests that ask for them).
+pytest_plugins = ["tests.aws_stack"]
+
+# Each test is in one tier (pyproject.toml lists them; make unit/emulator/integration/cluster/browser
+# runs one). A module may name its own (cluster, browser); otherwise its folder decides.
+TIERS = ("unit", "emulator", "integration", "cluster", "browser")
+
+
 def pytest_collection_modifyitems(config: object, items: list[object]) -> None:
-    """Everything under tests/integration starts real servers: mark it so."""
     import pytest
 
     for item in items:
-        if "integration" in str(getattr(item, "path", "")).split(os.sep):
-            item.add_marker(pytest.mark.integration)  # type: ignore[attr-defined]
+        if any(item.get_closest_marker(tier) for tier in TIERS):  # type: ignore[attr-defined]
+            continue
+        folders = Path(str(getattr(item, "path", ""))).relative_to(REPO / "tests").parts[:-1]
+        tier = folders[0] if folders and folders[0] in TIERS else "integration"
+        item.add_marker(getattr(pytest.mark, tier))  # type: ignore[attr-defined]

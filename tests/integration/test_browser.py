@@ -26,6 +26,7 @@ from healthomics_demo.up import DAG_ID, QC_POLICY, LocalUI, local_ui
 CHROMIUM = browser.find_chromium()
 
 pytestmark = [
+    pytest.mark.browser,
     pytest.mark.skipif(
         CHROMIUM is None, reason="no Chromium (/usr/bin/chromium): `make browser` installs Debian's package"
     ),

@@ -16,10 +16,13 @@ import pytest
 from healthomics_chaos.__main__ import ChaosConfig, passed, render, run
 from local_airflow.services import POSTGRES, REDIS, reachable
 
-pytestmark = pytest.mark.skipif(
-    not (reachable(POSTGRES) and reachable(REDIS)),
-    reason="needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (the development machines have both)",
-)
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.skipif(
+        not (reachable(POSTGRES) and reachable(REDIS)),
+        reason="needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (the development machines have both)",
+    ),
+]
 
 
 @pytest.mark.timeout(900)

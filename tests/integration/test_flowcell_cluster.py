@@ -17,6 +17,9 @@ from omics_emulator import EmulatorAdmin
 from .conftest import ROLE_ARN
 from .flowcells import lab_flowcell
 
+# A real Airflow: api-server, scheduler, dag-processor and triggerer as processes.
+pytestmark = pytest.mark.cluster
+
 DAG_ID = "healthomics_flowcell"
 SAMPLES = ["NA12878", "NA12891", "NA12892", "NA12893"]
 

@@ -22,6 +22,9 @@ from local_airflow.deployment import LocalAirflow
 
 from .conftest import INTAKE_BUCKET, INTAKE_PREFIX
 
+# A real Airflow: api-server, scheduler, dag-processor and triggerer as processes.
+pytestmark = pytest.mark.cluster
+
 FLOWCELL_DAG = "healthomics_flowcell"
 EVENTS_DAG = "healthomics_manifest_events"
 

@@ -28,10 +28,13 @@ from .flowcells import lab_flowcell
 
 DAG_ID = "healthomics_flowcell"
 SAMPLES = [f"S{i:03d}" for i in range(50)]
-pytestmark = pytest.mark.skipif(
-    not (reachable(POSTGRES) and reachable(REDIS)),
-    reason="needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (the development machines have both)",
-)
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.skipif(
+        not (reachable(POSTGRES) and reachable(REDIS)),
+        reason="needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 (the development machines have both)",
+    ),
+]
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,9 @@ from omics_emulator import EmulatorAdmin
 
 from .conftest import EVENTS_BUCKET
 
+# A real Airflow: api-server, scheduler, dag-processor and triggerer as processes.
+pytestmark = pytest.mark.cluster
+
 EVENTS_DAG = "healthomics_run_events"
 
 

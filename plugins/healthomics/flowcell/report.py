@@ -6,6 +6,7 @@ import datetime as dt
 from collections import Counter
 from typing import Any
 
+from healthomics.exceptions import failure_detail
 from healthomics.flowcell.outcomes import SampleOutcome
 from healthomics.links.omics import run_links
 
@@ -102,9 +103,7 @@ def render_text(report: dict[str, Any]) -> str:
     width = max([len("sample"), *(len(s["sample_id"]) for s in samples)])
     lines.append(f"{'sample':<{width}}  {'run id':<9}  {'status':<13}  {'duration':>8}  {'try':>3}  message")
     for s in samples:
-        message = s.get("failure_reason") or ""
-        if s.get("message"):
-            message = f"{message}: {s['message']}" if message else s["message"]
+        message = failure_detail(s.get("failure_reason"), s.get("message"))
         lines.append(
             f"{s['sample_id']:<{width}}  {s.get('run_id') or '-':<9}  {s['status']:<13}  "
             f"{_duration(s.get('duration_seconds')):>8}  {s.get('attempt') or '-':>3}  {message[:100]}"

@@ -14,6 +14,9 @@ from devkit.waiting import wait_until
 from local_airflow.deployment import LocalAirflow
 from omics_emulator import EmulatorAdmin
 
+# A real Airflow: api-server, scheduler, dag-processor and triggerer as processes.
+pytestmark = pytest.mark.cluster
+
 DAG_ID = "healthomics_provider_checks"
 ON_WORKER = "healthomics_provider_checks_on_worker"
 BATCH = "healthomics_provider_checks_batch"

@@ -11,8 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from omics_emulator import EmulatorAdmin
-
-from .conftest import ROLE_ARN
+from tests.aws_stack import ROLE_ARN
 
 # Default profile, in emulated seconds: PENDING 60, STARTING 300, RUNNING 3600, STOPPING 120.
 NO_JITTER = {"default": {"jitter": 0.0}}

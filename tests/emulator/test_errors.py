@@ -10,8 +10,7 @@ from botocore.exceptions import ClientError
 
 from local_aws.stack import LocalAWS
 from omics_emulator import EmulatorAdmin
-
-from .conftest import ROLE_ARN
+from tests.aws_stack import ROLE_ARN
 
 
 def error_of(call: Any, **kwargs: Any) -> tuple[str, int, str]:

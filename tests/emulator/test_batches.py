@@ -11,8 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from omics_emulator import EmulatorAdmin
-
-from .conftest import ROLE_ARN
+from tests.aws_stack import ROLE_ARN
 
 # Batch validation takes 30 emulated seconds: CREATING -> PENDING at +6 s, SUBMITTING at +30 s.
 TO_PENDING = 6

@@ -1,0 +1,183 @@
+"""What happened to each sample, the QC policy, and the flowcell report built from them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from healthomics.flowcell.outcomes import SampleOutcome, collect_outcomes, evaluate_policy
+from healthomics.flowcell.report import build_report, invalid_manifest_report, render_text
+from healthomics.manifest.model import QcPolicy
+
+RESULT = {
+    "id": "1111111",
+    "arn": "arn:aws:omics:eu-west-1:123456789012:run/1111111",
+    "uuid": "u-1",
+    "status": "COMPLETED",
+    "runOutputUri": "s3://lab-out/FC1/1111111",
+    "attempt": 1,
+    "startTime": "2026-12-01T10:00:00+00:00",
+    "stopTime": "2026-12-01T12:30:00+00:00",
+}
+FAILURE = {
+    "id": "2222222",
+    "status": "FAILED",
+    "failureReason": "OUT_OF_MEMORY_ERROR",
+    "statusMessage": "bwa",
+    "attempt": 2,
+}
+
+
+def test_each_sample_gets_its_outcome_from_its_task_state_and_xcoms() -> None:
+    outcomes = collect_outcomes(
+        ["S1", "S2", "S3", "S4", "S5", "S6"],
+        [RESULT, None, None, None, None],
+        [None, FAILURE, None, None, None],
+        ["success", "failed", "failed", "deferred", None],
+    )
+    assert [(o.sample_id, o.status) for o in outcomes] == [
+        ("S1", "COMPLETED"),
+        ("S2", "FAILED"),
+        ("S3", "FAILED"),
+        ("S4", "RUNNING"),
+        ("S5", "NOT_RUN"),
+        ("S6", "NOT_RUN"),  # the lists end before it: its task never ran
+    ]
+    completed, failed, lost = outcomes[0], outcomes[1], outcomes[2]
+    assert (completed.run_id, completed.run_output_uri, completed.duration_seconds) == (
+        "1111111",
+        "s3://lab-out/FC1/1111111",
+        9000.0,
+    )
+    assert (failed.run_id, failed.failure_reason, failed.message, failed.attempt) == (
+        "2222222",
+        "OUT_OF_MEMORY_ERROR",
+        "bwa",
+        2,
+    )
+    assert lost.message == "sample task failed without a run outcome"
+    assert outcomes[4].message == "sample task not started"
+
+
+def test_a_recorded_failure_counts_even_if_the_task_state_says_otherwise() -> None:
+    # A refused submission leaves its failure XCom; the task may be cleared and still queued.
+    [outcome] = collect_outcomes(["S1"], [None], [{"status": "NOT_SUBMITTED", "failureReason": "Quota"}], ["queued"])
+    assert (outcome.status, outcome.failure_reason) == ("NOT_SUBMITTED", "Quota")
+
+
+def outcome(sample_id: str, status: str = "COMPLETED", **extra: Any) -> SampleOutcome:
+    return SampleOutcome(sample_id, status, **extra)
+
+
+@pytest.mark.parametrize(
+    ("completed", "total", "fraction", "passed"),
+    [(4, 4, 1.0, True), (3, 4, 1.0, False), (3, 4, 0.75, True), (2, 3, 0.67, False), (0, 4, 0.0, False)],
+)
+def test_the_policy_is_a_fraction_of_completed_samples_and_never_none(
+    completed: int, total: int, fraction: float, passed: bool
+) -> None:
+    outcomes = [outcome(f"S{i}", "COMPLETED" if i < completed else "FAILED") for i in range(total)]
+    decision = evaluate_policy(outcomes, QcPolicy(min_completed_fraction=fraction))
+    assert (decision.passed, decision.completed, decision.total) == (passed, completed, total)
+    assert decision.explanation.startswith(f"{completed}/{total} samples COMPLETED")
+
+
+def test_an_empty_cohort_never_passes() -> None:
+    assert not evaluate_policy([], QcPolicy(min_completed_fraction=0.0)).passed
+
+
+def test_the_explanation_names_the_first_twenty_samples_that_did_not_complete_and_counts_the_rest() -> None:
+    outcomes = [outcome("OK")] + [outcome(f"S{i:02d}", "FAILED", failure_reason="OOM") for i in range(25)]
+    explanation = evaluate_policy(outcomes, QcPolicy()).explanation
+    assert "S00: FAILED (OOM); S01: FAILED (OOM)" in explanation
+    assert "S19: FAILED (OOM); ... and 5 more" in explanation
+    assert "S20" not in explanation
+
+
+PLAN = {
+    "flowcell_id": "FC1",
+    "mode": "batch",
+    "dry_run": False,
+    "manifest": {"source_uri": "s3://lab-in/FC1.json", "source_format": "reference", "sha256": "ab" * 32},
+}
+
+
+def report_of(outcomes: list[SampleOutcome], qc: dict[str, Any], **plan: Any) -> dict[str, Any]:
+    return build_report(
+        plan={**PLAN, **plan},
+        dag_id="healthomics_flowcell",
+        dag_run_id="manual__1",
+        outcomes=outcomes,
+        qc=qc,
+        region="eu-west-1",
+        partition="aws",
+    )
+
+
+def test_the_report_succeeds_only_if_every_sample_completed_and_qc_passed() -> None:
+    good = [outcome("S1", run_id="1111111"), outcome("S2", run_id="1111112")]
+    assert report_of(good, {"status": "COMPLETED", "run_id": "3333333"})["status"] == "SUCCESS"
+    assert report_of(good, {"status": "NOT_CONFIGURED"})["status"] == "SUCCESS"
+    assert report_of(good, {"status": "FAILED"})["status"] == "FAILED"
+    assert report_of([*good, outcome("S3", "CANCELLED")], {"status": "NOT_CONFIGURED"})["status"] == "FAILED"
+    assert report_of([], {"status": "NOT_CONFIGURED"})["status"] == "FAILED"
+    assert report_of(good, {"status": "SKIPPED"}, dry_run=True)["status"] == "DRY_RUN"
+
+
+def test_the_report_counts_statuses_and_links_each_run() -> None:
+    report = report_of(
+        [outcome("S1", run_id="1111111", run_output_uri="s3://lab-out/FC1/1111111"), outcome("S2", "FAILED")],
+        {"status": "POLICY_FAILED", "message": "1/2 samples COMPLETED"},
+    )
+    assert report["counts"] == {"COMPLETED": 1, "FAILED": 1}
+    first, second = report["samples"]
+    assert first["links"]["console"].endswith("/omics/home?region=eu-west-1#/runs/1111111")
+    assert set(first["links"]) == {"console", "logs", "outputs"}
+    assert second["links"] == {}  # no run, no links
+    assert report["qc"]["links"] == {}
+    assert report["manifest"] == {"uri": "s3://lab-in/FC1.json", "format": "reference", "sha256": "ab" * 32}
+
+
+def test_the_text_lists_every_sample_with_what_went_wrong_and_links_only_the_failures() -> None:
+    report = report_of(
+        [
+            outcome("NA12878", run_id="1111111", start_time=RESULT["startTime"], stop_time=RESULT["stopTime"]),
+            outcome(
+                "NA12891", "FAILED", run_id="2222222", failure_reason="OUT_OF_MEMORY_ERROR", message="bwa", attempt=2
+            ),
+        ],
+        {"status": "NOT_RUN", "message": "QC task upstream_failed"},
+    )
+    text = render_text({**report, "report_uri": "s3://lab-out/_reports/FC1/manual__1/report.json"})
+    lines = text.splitlines()
+    assert lines[0] == "Flowcell FC1: FAILED"
+    assert "Samples: 1 COMPLETED, 1 FAILED" in lines
+    [completed] = [line for line in lines if line.startswith("NA12878")]
+    assert "2h30m" in completed and "COMPLETED" in completed
+    [failed] = [line for line in lines if line.startswith("NA12891")]
+    assert failed.split()[1:4] == ["2222222", "FAILED", "-"] and failed.endswith("2  OUT_OF_MEMORY_ERROR: bwa")
+    assert "  NA12891: console https://console.aws.amazon.com/omics/home?region=eu-west-1#/runs/2222222" in lines
+    assert not any("runs/1111111" in line for line in lines)  # a completed run needs no look
+    assert "QC: NOT_RUN" in lines and "    QC task upstream_failed" in lines
+    assert lines[-1] == "Full report: s3://lab-out/_reports/FC1/manual__1/report.json"
+
+
+def test_a_refused_manifest_reports_its_problems_and_that_nothing_started() -> None:
+    report = invalid_manifest_report(
+        flowcell_id="FC9",
+        manifest_uri=None,
+        problems=["sample S1, fastq_1: not an s3:// URI", "sample S2: duplicate sample id"],
+        dag_id="healthomics_flowcell",
+        dag_run_id="manual__2",
+    )
+    assert (report["status"], report["samples"], report["qc"]["status"]) == ("INVALID_MANIFEST", [], "NOT_RUN")
+    assert render_text(report).splitlines() == [
+        "Flowcell FC9: INVALID_MANIFEST - nothing was submitted",
+        "DAG run healthomics_flowcell / manual__2",
+        "Manifest (inline)",
+        "",
+        "2 problem(s):",
+        "  - sample S1, fastq_1: not an s3:// URI",
+        "  - sample S2: duplicate sample id",
+    ]
