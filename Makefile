@@ -15,7 +15,7 @@ STATE_DIR := .local
 # Top-level packages are installed in editable mode; a new one needs a reinstall.
 PACKAGES := $(wildcard plugins/*/__init__.py include/*/__init__.py)
 
-.PHONY: all venv demo up browser browser-test stack-smoke test unit emulator integration cluster lint format stack-up stack-down stack-status emulator lock clean bench chaos
+.PHONY: all venv demo up browser stack-smoke test test-unit test-emulator test-integration test-cluster test-browser lint format stack-up stack-down stack-status emulator lock clean bench chaos
 
 all: test
 
@@ -52,11 +52,11 @@ stack-smoke: $(STAMP)
 test: lint browser
 	$(BIN)/pytest
 
-# One tier each (see the markers in pyproject.toml); make test runs them all.
-unit emulator integration cluster: $(STAMP)
-	$(BIN)/pytest -m $@
+# One tier each (the markers in pyproject.toml); make test runs them all.
+test-unit test-emulator test-integration test-cluster: $(STAMP)
+	$(BIN)/pytest -m $(patsubst test-%,%,$@)
 
-browser-test: browser $(STAMP)
+test-browser: browser $(STAMP)
 	$(BIN)/pytest -m browser
 
 lint: $(STAMP)
