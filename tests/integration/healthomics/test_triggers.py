@@ -15,6 +15,7 @@ import pytest
 from airflow.triggers.base import TaskFailedEvent, TaskSuccessEvent, TriggerEvent
 from airflow.triggers.shared_stream import SharedStreamManager
 
+from devkit.waiting import wait_until
 from healthomics.triggers.run import HealthOmicsRunTrigger
 from omics_emulator import EmulatorAdmin
 
@@ -63,10 +64,18 @@ async def wait_all(
     rounds_before_finish: int,
     manager: SharedStreamManager,
 ) -> list[TriggerEvent]:
-    """Subscribe every trigger like the triggerer does; let the runs finish after a few polls."""
-
+    """Subscribe every trigger like the triggerer does; let the runs finish once the shared poll has
+    answered ``rounds_before_finish - 1`` whole polls (at least one), however long they take here."""
+    emulator.reset_counters()
     waiting = [asyncio.create_task(first_shared_event(manager, i, t)) for i, t in enumerate(triggers)]
-    await asyncio.sleep(POLL * (rounds_before_finish - 0.5))
+    pages = math.ceil(SAMPLES / 100) * max(1, rounds_before_finish - 1)
+
+    def pages_answered() -> int:
+        return int(emulator.counters()["operations"].get("ListRuns", {}).get("statuses", {}).get("200", 0))
+
+    await asyncio.to_thread(
+        wait_until, lambda: pages_answered() >= pages, timeout=60, interval=0.1, what=f"fewer than {pages} pages"
+    )
     assert not any(task.done() for task in waiting), "nothing has finished yet"
     await asyncio.to_thread(emulator.advance, 24 * 3600)
     events = await asyncio.wait_for(asyncio.gather(*waiting), timeout=120)
@@ -86,7 +95,6 @@ def make_triggers(batch: dict[str, Any], **kwargs: Any) -> list[HealthOmicsRunTr
 def test_thousand_waiting_runs_cost_ten_calls_per_poll(big_batch: dict[str, Any], emulator: EmulatorAdmin) -> None:
     triggers = make_triggers(big_batch)
     assert len({t.shared_stream_key() for t in triggers}) == 1
-    emulator.reset_counters()
     events = asyncio.run(wait_all(triggers, emulator, rounds_before_finish=3, manager=SharedStreamManager()))
 
     operations = emulator.counters()["operations"]
