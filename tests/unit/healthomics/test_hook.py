@@ -12,7 +12,7 @@ from botocore.stub import ANY, Stubber
 
 from healthomics.exceptions import HealthOmicsRunFailedError
 from healthomics.hooks.omics import HealthOmicsHook, run_summary
-from healthomics.utils.idempotency import TAG_ATTEMPT, Submission, SubmissionJournal, request_id
+from healthomics.utils.idempotency import TAG_ATTEMPT, Submission, SubmissionJournal, key_tag, request_id
 
 ROLE = "arn:aws:iam::123456789012:role/run"
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
@@ -212,3 +212,101 @@ def test_run_summary_is_json_safe() -> None:
     assert json.loads(json.dumps(summary)) == summary
     assert summary["creationTime"] == "2026-11-25T12:00:00+00:00"
     assert "definition" not in summary
+
+
+def test_the_waiters_know_every_status_the_service_model_has() -> None:
+    """Each RunStatus / BatchStatus of botocore's model is an acceptor of the package's waiters, once,
+    with the meaning the hook's state sets give it (a status left out would wait until the end)."""
+    import botocore.session
+
+    from healthomics.hooks.omics import (
+        BATCH_SUBMISSION_DONE_STATES,
+        RUN_ACTIVE_STATES,
+        RUN_FAILURE_STATES,
+        RUN_SUCCESS_STATES,
+        WAITERS,
+    )
+
+    model = botocore.session.get_session().get_service_model("omics")
+    waiters = json.loads(WAITERS.read_text())["waiters"]
+
+    def acceptors(name: str) -> dict[str, str]:
+        paths = [a for a in waiters[name]["acceptors"] if a["matcher"] == "path"]
+        assert len({a["expected"] for a in paths}) == len(paths), "a status listed twice"
+        return {a["expected"]: a["state"] for a in paths}
+
+    run = acceptors("run_ended")
+    assert set(run) == set(model.shape_for("RunStatus").enum)
+    assert {s for s, state in run.items() if state == "success"} == RUN_SUCCESS_STATES
+    assert {s for s, state in run.items() if state == "failure"} == RUN_FAILURE_STATES
+    assert {s for s, state in run.items() if state == "retry"} == RUN_ACTIVE_STATES
+    assert {"matcher": "error", "argument": "", "expected": "ResourceNotFoundException", "state": "failure"} in (
+        waiters["run_ended"]["acceptors"]
+    )
+    batch = acceptors("batch_submitted")
+    assert set(batch) == set(model.shape_for("BatchStatus").enum)
+    assert {s for s, state in batch.items() if state == "success"} == BATCH_SUBMISSION_DONE_STATES
+    assert waiters["run_ended"]["operation"] == "GetRun" and waiters["batch_submitted"]["operation"] == "GetBatch"
+
+
+def get_batch(batch_id: str, status: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": batch_id,
+        "arn": f"arn:aws:omics:eu-west-1:123456789012:runBatch/{batch_id}",
+        "status": status,
+        **extra,
+    }
+
+
+def test_a_batch_that_failed_moves_on_to_the_next_attempt_and_big_batches_go_through_s3(
+    hook: HealthOmicsHook, stub: Stubber
+) -> None:
+    settings = [{"runSettingId": f"S{i:03d}"} for i in range(101)]
+    default = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": "s3://b/o"}
+    identity = {"defaultRunSetting": default, "runSettings": settings, "name": "FC1"}
+    files: list[str] = []
+    for attempt, batch_id, status in ((1, "7000001", "FAILED"), (2, "7000002", "SUBMITTING")):
+        token = request_id("FC1", identity, attempt)
+        stub.add_response(
+            "start_run_batch",
+            {"id": batch_id, "arn": get_batch(batch_id, "PENDING")["arn"], "status": "PENDING"},
+            {
+                "batchName": "FC1",
+                "requestId": token,
+                "defaultRunSetting": default,
+                "batchRunSettings": {"s3UriSettings": f"s3://b/settings/{token}.json"},
+                "tags": {"flowcell": "FC1", "healthomics:key": ANY, TAG_ATTEMPT: str(attempt)},
+            },
+        )
+        stub.add_response("get_batch", get_batch(batch_id, status), {"batchId": batch_id})
+
+    def settings_file(token: str) -> str:
+        files.append(token)
+        return f"s3://b/settings/{token}.json"
+
+    batch, attempt = hook.start_run_batch_idempotently(
+        batch_name="FC1",
+        default_run_setting=default,
+        run_settings=settings,
+        idempotency_key="FC1",
+        tags={"flowcell": "FC1"},
+        settings_file=settings_file,
+    )
+    assert (batch["id"], attempt) == ("7000002", 2)
+    assert files == [request_id("FC1", identity, 1), request_id("FC1", identity, 2)]
+
+
+def test_a_batch_submitted_by_another_dag_run_is_found_by_its_tags(hook: HealthOmicsHook, stub: Stubber) -> None:
+    default = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": "s3://b/o"}
+    stub.add_client_error("start_run_batch", "ConflictException", "requestId used with other tags", 409)
+    stub.add_response("list_batch", {"items": [{"id": "7000009", "name": "FC1"}, {"id": "7000001", "name": "FC1"}]})
+    stub.add_response("get_batch", get_batch("7000009", "INPROGRESS", tags={TAG_ATTEMPT: "3"}), {"batchId": "7000009"})
+    stub.add_response(
+        "get_batch",
+        get_batch("7000001", "INPROGRESS", tags={"healthomics:key": key_tag("FC1"), TAG_ATTEMPT: "1"}),
+        {"batchId": "7000001"},
+    )
+    batch, attempt = hook.start_run_batch_idempotently(
+        batch_name="FC1", default_run_setting=default, run_settings=[{"runSettingId": "S1"}], idempotency_key="FC1"
+    )
+    assert (batch["id"], attempt) == ("7000001", 1)
