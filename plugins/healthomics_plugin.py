@@ -23,10 +23,12 @@ from healthomics.links.omics import (
 
 # Preloaded for the tasks forked from this process (see above).
 PRELOADED_MODULES = (
-    "healthomics.flowcell.tasks",
+    "healthomics.flowcell.load",
+    "healthomics.flowcell.qc",
+    "healthomics.flowcell.delivery",
+    "healthomics.flowcell.sample",
     "healthomics.operators.batch",
     "healthomics.operators.run",
-    "healthomics.flowcell.sample",
 )
 for _module in PRELOADED_MODULES:
     importlib.import_module(_module)

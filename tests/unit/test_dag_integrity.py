@@ -76,3 +76,14 @@ def test_nothing_account_specific_is_hard_coded(path: Path) -> None:
     text = path.read_text()
     found = [f"{what}: {m.group(0)}" for what, pattern in HARD_CODED.items() for m in pattern.finditer(text)]
     assert not found, f"{path.relative_to(REPO)} hard-codes {found}"
+
+
+def test_the_plugin_loads_its_preloads_and_registers_every_link(no_aws_calls: None) -> None:
+    """What Airflow's plugin manager does with plugins/healthomics_plugin.py at component start."""
+    import importlib
+
+    plugin = importlib.import_module("healthomics_plugin")
+    for module in plugin.PRELOADED_MODULES:
+        assert importlib.util.find_spec(module) is not None, module
+    links = {type(link).__name__ for link in plugin.HealthOmicsPlugin.operator_extra_links}
+    assert links == {"HealthOmicsRunLink", "HealthOmicsRunLogsLink", "HealthOmicsRunOutputLink", "HealthOmicsBatchLink"}
