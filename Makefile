@@ -12,18 +12,19 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV_VERSION := 0.13.9
 STATE_DIR := .local
-# Top-level packages are installed in editable mode; a new one needs a reinstall.
+# The runtime package (plugins/, the wheel) and the development code (include/, a distribution of
+# its own) are installed in editable mode; a new top-level package needs a reinstall.
 PACKAGES := $(wildcard plugins/*/__init__.py include/*/__init__.py)
 
 .PHONY: all venv demo up browser stack-smoke test test-unit test-emulator test-integration test-cluster test-browser lint format stack-up stack-down stack-status emulator lock clean bench chaos
 
 all: test
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml $(PACKAGES)
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml include/pyproject.toml $(PACKAGES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 	$(BIN)/uv pip install --python $(BIN)/python --compile-bytecode -r requirements.txt -r requirements-dev.txt -c constraints.txt
-	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e . -e include
 	@$(BIN)/python -m compileall -q plugins include dags
 	@touch $@
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 from typing import Any
 
-from airflow.providers.common.compat.sdk import conf
-from airflow.sdk import Variable
+# No Airflow import at module level: Airflow reads this module's OPTIONS (through
+# get_provider_info) while it builds its own configuration, before `conf` exists.
 
 SECTION = "healthomics"
 
@@ -55,58 +56,107 @@ WAKE_QUEUE_URL = "{{ var.value.get('" + VAR_WAKE_QUEUE + "', '') }}"
 
 def allowed_output_prefixes() -> list[str]:
     """The deployment's allowed output prefixes (Variable, a JSON list; empty: no restriction)."""
+    from airflow.sdk import Variable
+
     return list(json.loads(Variable.get(VAR_ALLOWED_OUTPUTS, default="[]")))
 
 
 # -- configuration options (read when a DAG file is parsed) -------------------------------------
 
 
-def option(name: str, default: str | None = None) -> str | None:
-    """``[healthomics] <name>``; empty counts as unset."""
-    value = conf.get(SECTION, name, fallback=default)
-    return value or default
+@dataclass(frozen=True)
+class Option:
+    """One option of the ``[healthomics]`` section (also declared in the provider's metadata)."""
+
+    description: str
+    default: str | None = None
+    example: str | None = None
+    type: str = "string"
 
 
-def _number(name: str, default: float) -> float:
-    return float(option(name) or default)
-
-
-# s3://<bucket>/<prefix>/ the lab's manifests land under (the intake DAGs and the backfill).
 MANIFEST_PREFIX = "manifest_prefix"
-# SQS queue receiving that prefix's S3 ObjectCreated events (the manifest-events DAG).
 MANIFEST_QUEUE_URL = "manifest_queue_url"
-# SQS queue an EventBridge rule feeds with HealthOmics "Run Status Change" events, and the
-# s3://<bucket>/<prefix> they are archived under (the run-events DAG).
 RUN_EVENTS_QUEUE_URL = "run_events_queue_url"
 RUN_EVENTS_ARCHIVE_URI = "run_events_archive_uri"
 
+OPTIONS: dict[str, Option] = {
+    MANIFEST_PREFIX: Option(
+        "s3://<bucket>/<prefix>/ the lab's manifests land under: the asset of healthomics_manifest_events, "
+        "the prefix healthomics_manifest_sweep lists and healthomics_backfill searches.",
+        example="s3://<bucket>/manifests/",
+    ),
+    MANIFEST_QUEUE_URL: Option(
+        "SQS queue receiving that prefix's S3 ObjectCreated events; without it healthomics_manifest_events "
+        "has no schedule.",
+        example="https://sqs.<region>.amazonaws.com/<account>/healthomics-manifests",
+    ),
+    RUN_EVENTS_QUEUE_URL: Option(
+        "SQS queue an EventBridge rule feeds with aws.omics 'Run Status Change' events (healthomics_run_events).",
+        example="https://sqs.<region>.amazonaws.com/<account>/omics-run-events",
+    ),
+    RUN_EVENTS_ARCHIVE_URI: Option(
+        "s3://<bucket>/<prefix> the run status events are archived under; without it (or the queue) "
+        "healthomics_run_events has no schedule.",
+        example="s3://<bucket>/run-events",
+    ),
+    "poll_seconds": Option(
+        "Seconds between run status polls (one ListRuns page per 100 waiting samples each time) and batch "
+        "submission polls.",
+        default="60",
+        type="float",
+    ),
+    "max_active_flowcells": Option(
+        "Flowcell runs in flight at once (the rest queue): size it to the account's HealthOmics run quotas.",
+        default="8",
+        type="integer",
+    ),
+    "manifest_visibility_seconds": Option(
+        "How long a received intake message stays hidden before it is delivered again; keep it under a "
+        "dead-letter queue's maxReceiveCount budget.",
+        default="900",
+        type="integer",
+    ),
+    "run_events_visibility_seconds": Option(
+        "How long a received run status event stays hidden before it is delivered again if not acknowledged.",
+        default="900",
+        type="integer",
+    ),
+    "sweep_schedule": Option("When healthomics_manifest_sweep lists the prefix (cron or preset).", default="@hourly"),
+    "sweep_poke_seconds": Option("Seconds between the sweep sensor's listings.", default="60", type="float"),
+}
+
+
+def option(name: str) -> str | None:
+    """``[healthomics] <name>``, else its default; empty counts as unset."""
+    from airflow.providers.common.compat.sdk import conf
+
+    default = OPTIONS[name].default
+    return conf.get(SECTION, name, fallback=default) or default
+
+
+def _number(name: str) -> float:
+    return float(option(name) or 0)
+
 
 def poll_seconds() -> float:
-    """Seconds between run status polls (one ListRuns page per 100 waiting samples each time)."""
-    return _number("poll_seconds", 60)
+    return _number("poll_seconds")
 
 
 def max_active_flowcells() -> int:
-    """Flowcells in flight at once (the rest queue): size it to the account's HealthOmics run quotas."""
-    return int(_number("max_active_flowcells", 8))
+    return int(_number("max_active_flowcells"))
 
 
 def manifest_visibility_seconds() -> int:
-    """How long a received intake message stays hidden before it is delivered again (its runs not
-    yet triggered, or its receiver gone). Keep it under a dead-letter queue's maxReceiveCount budget."""
-    return int(_number("manifest_visibility_seconds", 900))
+    return int(_number("manifest_visibility_seconds"))
 
 
 def run_events_visibility_seconds() -> int:
-    """How long a received run event stays hidden before it is delivered again if not acknowledged."""
-    return int(_number("run_events_visibility_seconds", 900))
+    return int(_number("run_events_visibility_seconds"))
 
 
 def sweep_schedule() -> str:
-    """When the manifest sweep lists the prefix (a cron expression or preset)."""
-    return option("sweep_schedule") or "@hourly"
+    return str(option("sweep_schedule"))
 
 
 def sweep_poke_seconds() -> float:
-    """Seconds between the sweep sensor's listings."""
-    return _number("sweep_poke_seconds", 60)
+    return _number("sweep_poke_seconds")

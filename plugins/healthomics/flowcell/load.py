@@ -12,6 +12,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import Variable
 from botocore.exceptions import ClientError
 
+from healthomics.flowcell.checks import check_inputs, check_workflows
 from healthomics.flowcell.plan import (
     BATCH,
     PER_SAMPLE,
@@ -24,7 +25,6 @@ from healthomics.flowcell.plan import (
 from healthomics.flowcell.task_ids import PROBLEMS_XCOM, START_REQUESTS_XCOM
 from healthomics.hooks.omics import HealthOmicsHook
 from healthomics.manifest import FlowcellManifest, ManifestError, ManifestOptions, parse_manifest
-from healthomics.manifest.checks import check_inputs, check_workflows
 from healthomics.manifest.model import MAX_MANIFEST_BYTES
 from healthomics.settings import AWS_CONN_ID, VAR_ROLE_ARN, VAR_SNS_TOPIC, allowed_output_prefixes
 from healthomics.utils.s3 import InvalidS3UriError, parse_s3_uri

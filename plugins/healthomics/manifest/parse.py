@@ -12,7 +12,7 @@ Formats:
     An nf-core style CSV: ``sample,fastq_1,fastq_2[,more columns]``; several rows of one
     sample are its lanes; extra columns become workflow parameters.
 
-Nothing here touches AWS; :mod:`healthomics.manifest.checks` adds the checks that do.
+Nothing here touches AWS; :mod:`healthomics.flowcell.checks` adds the checks that do.
 """
 
 from __future__ import annotations
