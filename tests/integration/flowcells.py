@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from local_aws import workflows
+from local_aws import workflows as local_workflows
 
 from .conftest import ROLE_ARN, SAMPLES
 
@@ -15,7 +15,7 @@ __all__ = ["SAMPLES", "conf", "dag_runs", "inbox", "lab_flowcell", "reference_ma
 def reference_manifest(lab: dict[str, Any], samples: list[str] = SAMPLES) -> dict[str, Any]:
     """The reference-format manifest of ``samples`` in the session's lab (see the ``lab`` fixture)."""
     bucket = lab["bucket"]
-    return workflows.reference_manifest(
+    return local_workflows.reference_manifest(
         [(s, f"s3://{bucket}/fastq/{s}.fastq.gz") for s in samples],
         sample_workflow=lab["workflow"],
         sample_output=f"s3://{bucket}/outputs/",
@@ -75,7 +75,7 @@ def lab_flowcell(omics: Any, s3: Any, flowcell_id: str, samples: list[str]) -> s
             ("cohort-qc", {"qc_config": {"description": "c"}, "samples": {"description": "s"}}),
         )
     }
-    manifest = workflows.reference_manifest(
+    manifest = local_workflows.reference_manifest(
         [(s, f"s3://{bucket}/fastq/{s}.fq.gz") for s in samples],
         sample_workflow=workflows["germline"],
         sample_output=f"s3://{bucket}/outputs/",
