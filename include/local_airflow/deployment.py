@@ -192,7 +192,7 @@ class LocalAirflow:
             # A Celery worker, named so task instances show which one ran them.
             command = [sys.executable, "-m", "airflow", "celery", "worker", "--celery-hostname", f"{component}@%h"]
             env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(self.log_ports.setdefault(component, free_port()))
-            env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = "local_airflow.worker_hostname"
+            env["AIRFLOW__CORE__HOSTNAME_CALLABLE"] = "local_airflow.deployment.worker_hostname"
             env["LOCAL_AIRFLOW_HOSTNAME"] = f"127.0.0.{int(component.split('-')[1]) + 1}"
         process = ServerProcess(
             name=component,
