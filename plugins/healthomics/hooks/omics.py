@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -94,12 +95,7 @@ def is_throttling(error: BaseException) -> bool:
 
 
 def error_code(error: ClientError) -> str:
-    return error_code_of(error.response)
-
-
-def error_code_of(response: Mapping[str, Any]) -> str:
-    """The error code of a botocore response (empty for a success)."""
-    return str(response.get("Error", {}).get("Code", ""))
+    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def error_message(error: ClientError) -> str:
@@ -355,41 +351,47 @@ class HealthOmicsHook(AwsBaseHook):
         except AirflowException as err:
             if "terminal failure" not in str(err):
                 raise
-            # The waiter's last GetRun (older amazon providers do not keep it: look again).
-            last = getattr(err, "last_response", None) or {}
-            if error_code_of(last) == "ResourceNotFoundException":
-                raise HealthOmicsRunFailedError.deleted(run_id) from err
-            if "status" not in last:
-                try:
-                    last = self.get_run(run_id)
-                except ClientError as lookup_error:
-                    if error_code(lookup_error) == "ResourceNotFoundException":
-                        raise HealthOmicsRunFailedError.deleted(run_id) from err
-                    raise
-            raise HealthOmicsRunFailedError.from_run({"id": run_id, **last}) from err
+            # The failure details: GetRun once more (older amazon providers do not keep the
+            # waiter's last answer, and one call per failed run is nothing).
+            try:
+                run = self.get_run(run_id)
+            except ClientError as lookup_error:
+                if error_code(lookup_error) == "ResourceNotFoundException":
+                    raise HealthOmicsRunFailedError.deleted(run_id) from err
+                raise
+            raise HealthOmicsRunFailedError.from_run(run) from err
         return self.get_run(run_id)
 
     def _wait(self, waiter: str, args: dict[str, Any], poll_interval: float, timeout: float | None, what: str) -> None:
         """One of the package's waiters (``waiters/omics.json``), logging the status at each poll.
 
         ``timeout`` becomes the waiter's attempts; reaching them raises :class:`TimeoutError`.
+        Throttling that outlasts botocore's retries delays the wait, never ends it: amazon
+        providers before 9.3x end a wait on any service error, so the wait goes on here.
         """
         delay = max(0.0, float(poll_interval))
         attempts = max_attempts(timeout, delay) if timeout is not None else int(self._waiter_max_attempts(waiter))
-        try:
-            wait(
-                waiter=self.get_waiter(waiter),
-                waiter_delay=delay,  # type: ignore[arg-type]
-                waiter_max_attempts=attempts,
-                args=args,
-                failure_message=f"{what} did not end well",
-                status_message=f"{what} is",
-                status_args=["status"],
-            )
-        except AirflowException as err:
-            if "max attempts reached" in str(err):
-                raise TimeoutError(f"{what} did not finish within {attempts * delay:.0f}s") from err
-            raise
+        deadline = time.monotonic() + attempts * delay
+        while True:
+            try:
+                wait(
+                    waiter=self.get_waiter(waiter),
+                    waiter_delay=delay,  # type: ignore[arg-type]
+                    waiter_max_attempts=attempts,
+                    args=args,
+                    failure_message=f"{what} did not end well",
+                    status_message=f"{what} is",
+                    status_args=["status"],
+                )
+                return
+            except AirflowException as err:
+                if "max attempts reached" in str(err):
+                    raise TimeoutError(f"{what} did not finish within {attempts * delay:.0f}s") from err
+                if not any(f"({code})" in str(err) for code in THROTTLING_CODES):
+                    raise
+                self.log.warning("%s: throttled beyond botocore's retries; waiting on", what)
+            attempts = max_attempts(max(0.0, deadline - time.monotonic()), delay)
+            time.sleep(delay)
 
     def _waiter_max_attempts(self, waiter: str) -> int:
         with open(WAITERS) as config:
