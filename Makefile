@@ -16,7 +16,7 @@ STATE_DIR := .local
 # its own) are installed in editable mode; a new top-level package needs a reinstall.
 PACKAGES := $(wildcard plugins/*/__init__.py include/*/__init__.py)
 
-.PHONY: all venv demo up browser stack-smoke test test-unit test-emulator test-integration test-cluster test-browser lint format stack-up stack-down stack-status emulator lock clean bench chaos
+.PHONY: all venv demo up browser stack-smoke test test-unit test-emulator test-integration test-cluster test-browser lint format compat stack-up stack-down stack-status emulator lock clean bench chaos
 
 all: test
 
@@ -104,3 +104,9 @@ bench: $(STAMP)
 # of `make test` (tests/integration/test_chaos.py runs a reduced, seeded version of it).
 chaos: $(STAMP)
 	$(BIN)/python -m healthomics_chaos $(CHAOS_ARGS)
+
+# The runtime wheel on Amazon MWAA's package sets and the development pins: a virtualenv per set
+# (.compat/, reused while nothing changed), the wheel installed with pip under the set's constraints,
+# then the unit tier and the flowcell end to end. SETS=mwaa-3.3.1 runs one. Not part of `make test` yet.
+compat: $(STAMP)
+	$(BIN)/python -m healthomics_compat $(if $(SETS),--sets $(SETS))

@@ -33,6 +33,9 @@ class LocalAWS:
     :param emulator_config: extra emulator settings (see ``omics_emulator.config``).
     :param events_queue: SQS queue the emulator sends "Run Status Change" events to
         (created in moto); None disables events.
+    :param python: the interpreter the servers run under; ``LOCAL_AWS_PYTHON`` or this process's.
+        ``make compat`` runs its tests in a virtualenv of a deployment's pins (no moto there)
+        and points this at the development virtualenv's.
     """
 
     workdir: Path
@@ -41,6 +44,7 @@ class LocalAWS:
     events_queue: str | None = "healthomics-run-events"
     region: str = DEFAULT_REGION
     detach: bool = False
+    python: str = field(default_factory=lambda: os.environ.get("LOCAL_AWS_PYTHON", sys.executable))
     moto: ServerProcess | None = None
     emulator: ServerProcess | None = None
 
@@ -52,7 +56,7 @@ class LocalAWS:
         moto_port = self.moto.port if self.moto else free_port()
         self.moto = ServerProcess(
             name="moto",
-            command=[sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
+            command=[self.python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
             port=moto_port,
             log_path=self.workdir / "moto.log",
             ready_path="/moto-api/data.json",
@@ -69,7 +73,7 @@ class LocalAWS:
         self.emulator = ServerProcess(
             name="omics-emulator",
             command=[
-                sys.executable,
+                self.python,
                 "-m",
                 "omics_emulator",
                 "--port",
