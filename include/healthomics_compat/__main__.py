@@ -56,11 +56,11 @@ def _check(environment: Environment, wheel: Path) -> dict[str, Any]:
     row = dict.fromkeys(COLUMNS, "-")
     row["set"] = environment.package_set.title
     try:
-        installed = environment.prepare(wheel)
+        wheel_seconds = environment.prepare(wheel)
     except InstallError as error:
         row["wheel install"] = f"failed: {error}"
         return {"set": name, "ok": False, "row": row}
-    row["wheel install"] = "reused" if installed.wheel_seconds is None else f"yes, {installed.wheel_seconds:.0f} s"
+    row["wheel install"] = "reused" if wheel_seconds is None else f"yes, {wheel_seconds:.0f} s"
     found = run_environment(environment)
     if "probe_error" in found:
         row["provider listed"] = f"failed: {found['probe_error']}"

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,21 +44,6 @@ SUITES = {
     "unit": ["-m", "unit", "tests/unit"],
     "flowcell": ["-m", "integration", "tests/integration/test_flowcell_dag.py"],
 }
-
-
-@dataclass
-class TestResult:
-    passed: int = 0
-    failed: int = 0
-    skipped: int = 0
-
-    def __str__(self) -> str:
-        text = f"{self.passed} passed"
-        if self.failed:
-            text += f", {self.failed} failed"
-        if self.skipped:
-            text += f", {self.skipped} skipped"
-        return text
 
 
 def run_environment(environment: Environment) -> dict[str, Any]:
@@ -108,18 +92,17 @@ def _pytest(environment: Environment, env: dict[str, str], suite: str, args: lis
         subprocess.run(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, check=False)
     if not report.exists():
         return {"error": f"pytest wrote no report (see {log})"}
-    result = _junit(report)
-    return {"passed": result.passed, "failed": result.failed, "skipped": result.skipped, "log": str(log)}
+    return {**_junit(report), "log": str(log)}
 
 
-def _junit(report: Path) -> TestResult:
+def _junit(report: Path) -> dict[str, int]:
+    """Passed, failed (failures and errors) and skipped tests of a JUnit XML report."""
     root = ET.parse(report).getroot()
-    suites = [root] if root.tag == "testsuite" else list(root)
-    result = TestResult()
-    for suite in suites:
+    result = {"passed": 0, "failed": 0, "skipped": 0}
+    for suite in [root] if root.tag == "testsuite" else list(root):
         tests, skipped = int(suite.get("tests", 0)), int(suite.get("skipped", 0))
         failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
-        result.failed += failed
-        result.skipped += skipped
-        result.passed += tests - failed - skipped
+        result["failed"] += failed
+        result["skipped"] += skipped
+        result["passed"] += tests - failed - skipped
     return result

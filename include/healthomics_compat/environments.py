@@ -20,6 +20,8 @@ from healthomics_compat.sets import REPO, TEST_TOOLS, PackageSet
 # MWAA stops a requirements install after this long (USER_REQUIREMENTS_MAX_INSTALL_TIME).
 MWAA_INSTALL_LIMIT_SECONDS = 9 * 60
 PYTHON = shutil.which("python3.11") or sys.executable
+# uv of the development virtualenv, which this module runs in.
+UV = str(Path(sys.executable).with_name("uv"))
 
 
 class InstallError(RuntimeError):
@@ -29,8 +31,7 @@ class InstallError(RuntimeError):
 def build_wheel(out_dir: Path) -> Path:
     """The runtime wheel, built from this checkout into ``out_dir`` (emptied first)."""
     shutil.rmtree(out_dir, ignore_errors=True)
-    uv = Path(sys.executable).with_name("uv")
-    command = [str(uv), "build", "--wheel", "--out-dir", str(out_dir), str(REPO)]
+    command = [UV, "build", "--wheel", "--out-dir", str(out_dir), str(REPO)]
     subprocess.run(command, check=True, capture_output=True, text=True)
     (wheel,) = out_dir.glob("healthomics_airflow-*.whl")
     return wheel
@@ -43,14 +44,6 @@ def wheel_digest(wheel: Path) -> str:
         for name in sorted(archive.namelist()):
             digest.update(name.encode() + b"\0" + archive.read(name))
     return digest.hexdigest()
-
-
-@dataclass
-class Installed:
-    """What preparing an environment did: the seconds the user's install took (None when reused)."""
-
-    wheel_seconds: float | None
-    image_reused: bool
 
 
 @dataclass
@@ -76,11 +69,11 @@ class Environment:
     def log(self) -> Path:
         return self.root / "install.log"
 
-    def prepare(self, wheel: Path) -> Installed:
+    def prepare(self, wheel: Path) -> float | None:
+        """Install what changed; the seconds the user's install of the wheel took (None when reused)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        image_reused = self._image()
-        wheel_seconds = self._wheel(wheel)
-        return Installed(wheel_seconds=wheel_seconds, image_reused=image_reused)
+        self._image()
+        return self._wheel(wheel)
 
     # -- the deployment's own packages -------------------------------------------------
 
@@ -89,11 +82,11 @@ class Environment:
         parts += [path.read_text() for path in self.package_set.image_constraints]
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
-    def _image(self) -> bool:
+    def _image(self) -> None:
         stamp = self.root / "image.stamp"
         key = self._image_key()
         if self.python.exists() and stamp.exists() and stamp.read_text() == key:
-            return True
+            return
         shutil.rmtree(self.venv, ignore_errors=True)
         (self.root / "wheel.stamp").unlink(missing_ok=True)
         self.log.write_text("")
@@ -104,11 +97,9 @@ class Environment:
         self._uv("install the test tools", "-c", str(self.package_set.constraints), *TEST_TOOLS)
         self._uv("install the development code", "--no-deps", "-e", str(REPO / "include"))
         stamp.write_text(key)
-        return False
 
     def _uv(self, step: str, *args: str) -> None:
-        uv = Path(sys.executable).with_name("uv")
-        self._run(step, [str(uv), "pip", "install", "--python", str(self.python), "--compile-bytecode", *args])
+        self._run(step, [UV, "pip", "install", "--python", str(self.python), "--compile-bytecode", *args])
 
     # -- the wheel, as a user installs it -------------------------------------------------
 
