@@ -2,21 +2,23 @@
 
     python -m healthomics_compat [--sets mwaa-3.3.1,mwaa-3.2.1,development] [--workdir .compat]
 
-Prints set -> versions / installed / provider / DAGs / unit tier / flowcell, writes
-``<workdir>/results.json``, and with every set run, ``docs/compat/results.md``. Exits non-zero
-when any set fails a check.
+Prints set -> versions / installed / provider / DAGs / unit tier / flowcell and keeps each set's
+latest result in ``<workdir>/results.json``; once every set has a result for the same wheel
+(in one run or several), writes ``docs/compat/results.md``. Exits non-zero when any set run now
+fails a check.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from healthomics_compat.checks import run_environment
-from healthomics_compat.environments import Environment, InstallError, build_wheel
+from healthomics_compat.environments import Environment, InstallError, build_wheel, wheel_digest
 from healthomics_compat.sets import MWAA_IMAGES_COMMIT, REPO, SETS
 
 EXPECTED_DAGS = sorted(path.stem for path in (REPO / "dags").glob("healthomics_*.py"))
@@ -33,22 +35,35 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown sets {unknown}; known: {list(SETS)}")
 
     wheel = build_wheel(args.workdir / "dist")
+    digest = wheel_digest(wheel)
     print(f"built {wheel.name}", flush=True)
     results = []
     for name in names:
         environment = Environment(SETS[name], args.workdir)
         print(f"[{name}] installing ...", flush=True)
-        results.append(_check(environment, wheel))
+        results.append({**_check(environment, wheel), "wheel": digest, "commit": _commit()})
         print(f"[{name}] {json.dumps(results[-1]['row'])}", flush=True)
+    print(_table(results))
 
-    table = _table(results)
-    print(table)
-    (args.workdir / "results.json").write_text(json.dumps(results, indent=2))
-    if names == list(SETS):
+    saved = args.workdir / "results.json"
+    latest = json.loads(saved.read_text()) if saved.exists() else {}
+    latest = latest if isinstance(latest, dict) else {}
+    latest.update({result["set"]: result for result in results})
+    saved.write_text(json.dumps(latest, indent=2))
+    if all(latest.get(name, {}).get("wheel") == digest for name in SETS):
         out = REPO / "docs" / "compat" / "results.md"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(_page(table))
+        out.write_text(_page([latest[name] for name in SETS]))
+        print(f"wrote {out.relative_to(REPO)}")
     return 0 if all(result["ok"] for result in results) else 1
+
+
+def _commit() -> str:
+    """The commit the checks ran at (``-dirty`` with uncommitted changes)."""
+    found = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    return found.stdout.strip() or "unknown"
 
 
 def _check(environment: Environment, wheel: Path) -> dict[str, Any]:
@@ -106,14 +121,15 @@ def _table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _page(table: str) -> str:
+def _page(results: list[dict[str, Any]]) -> str:
+    commits = sorted({result["commit"] for result in results})
     return (
         "# make compat: the last full run\n\n"
         "The runtime wheel installed with pip into a fresh Python 3.11 virtualenv per set, after the "
         "set's own packages (MWAA: the image's required packages under its constraint files, "
         f"`aws/amazon-mwaa-docker-images` at {MWAA_IMAGES_COMMIT[:8]}); then the unit tier and the "
         "flowcell end to end (`tests/integration/test_flowcell_dag.py`, dag.test() on the local stack). "
-        "See [../install.md](../install.md).\n\n" + table + "\n"
+        f"Commit {', '.join(commits)}; see [../install.md](../install.md).\n\n" + _table(results) + "\n"
     )
 
 

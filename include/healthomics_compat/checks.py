@@ -29,7 +29,7 @@ try:
     from airflow.dag_processing.dagbag import DagBag
 except ImportError:  # Airflow < 3.3
     from airflow.models.dagbag import DagBag
-bag = DagBag(dag_folder=sys.argv[1], include_examples=False)
+bag = DagBag(dag_folder=sys.argv[1])  # examples are off: AIRFLOW__CORE__LOAD_EXAMPLES
 print(json.dumps({
     "versions": {p: version(p) for p in ("apache-airflow", "apache-airflow-providers-amazon", "boto3")},
     "package": healthomics.__file__,

@@ -3,8 +3,9 @@
 One trigger waits for one run. Triggers that wait for runs of the same batch (or that
 opt into an account-wide poll, see ``list_since``) declare the same
 ``shared_stream_key``: the triggerer then runs **one** poll loop for all of them
-(Airflow's shared-stream mechanism, ``airflow.triggers.shared_stream``), listing the runs
-with ``ListRuns`` pages of 100 and broadcasting each snapshot. 1,000 waiting samples
+(Airflow's shared-stream mechanism, ``airflow.triggers.shared_stream``; before Airflow 3.3,
+:mod:`healthomics.triggers.sharing` from ``run()``), listing the runs with ``ListRuns`` pages
+of 100 and broadcasting each snapshot. 1,000 waiting samples
 cost ``ceil(1000 / 100) = 10`` calls per poll interval instead of 1,000 ``GetRun`` calls.
 Throttling stretches the poll interval (exponential backoff with jitter); it never fails
 a task.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Hashable
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
@@ -32,6 +34,7 @@ from healthomics.hooks.omics import (
 )
 from healthomics.links.omics import HealthOmicsRunLink
 from healthomics.triggers.base import HealthOmicsBaseTrigger, backoff, shielded
+from healthomics.triggers.sharing import TRIGGERER_SHARES_STREAMS, LocalSharedStream
 from healthomics.triggers.wake import pause
 
 if TYPE_CHECKING:
@@ -230,6 +233,14 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
     # -- standalone wait (no sharing, or dag.test) --------------------------------
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        key = self.shared_stream_key()
+        if key is not None and not TRIGGERER_SHARES_STREAMS:
+            # A triggerer that only calls run(): share the poll within this event loop ourselves.
+            _, kwargs = self.serialize()
+            async with aclosing(LocalSharedStream.subscribe(key, lambda: self.open_shared_stream(kwargs))) as shared:
+                async for event in self.filter_shared_stream(shared):
+                    yield event
+            return
         delay = float(self.poll_interval)
         while True:
             if self.past_deadline():

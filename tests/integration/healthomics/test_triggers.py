@@ -1,7 +1,8 @@
 """Run triggers in Airflow's own shared-stream manager (the triggerer's) against the emulator.
 
 1,000 triggers waiting on the runs of one batch share one ListRuns poll: the emulator's
-counters show ceil(1000 / 100) calls per poll, not 1,000 GetRun calls.
+counters show ceil(1000 / 100) calls per poll, not 1,000 GetRun calls. The same holds where the
+triggerer only calls ``run()`` (Airflow before 3.3): the triggers share the poll themselves.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+from contextlib import aclosing
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from airflow.triggers.base import TaskFailedEvent, TaskSuccessEvent, TriggerEven
 from airflow.triggers.shared_stream import SharedStreamManager
 
 from devkit.waiting import wait_until
+from healthomics.triggers import run as run_trigger_module
 from healthomics.triggers.run import HealthOmicsRunTrigger
 from omics_emulator import EmulatorAdmin
 
@@ -58,16 +61,26 @@ def big_batch(
     return {"id": batch["id"], "runs": runs}
 
 
+async def first_run_event(trigger: HealthOmicsRunTrigger) -> TriggerEvent:
+    """A trigger's first event from ``run()``, as a triggerer without shared streams takes it."""
+    async with aclosing(trigger.run()) as events:
+        return await anext(events)
+
+
 async def wait_all(
     triggers: list[HealthOmicsRunTrigger],
     emulator: EmulatorAdmin,
     rounds_before_finish: int,
-    manager: SharedStreamManager,
+    manager: SharedStreamManager | None,
 ) -> list[TriggerEvent]:
-    """Subscribe every trigger like the triggerer does; let the runs finish once the shared poll has
-    answered ``rounds_before_finish - 1`` whole polls (at least one), however long they take here."""
+    """Subscribe every trigger like the triggerer does (with ``manager`` None, like one before
+    Airflow 3.3: each trigger's ``run()``); let the runs finish once the shared poll has answered
+    ``rounds_before_finish - 1`` whole polls (at least one), however long they take here."""
     emulator.reset_counters()
-    waiting = [asyncio.create_task(first_shared_event(manager, i, t)) for i, t in enumerate(triggers)]
+    waiting = [
+        asyncio.create_task(first_shared_event(manager, i, t) if manager else first_run_event(t))
+        for i, t in enumerate(triggers)
+    ]
     pages = math.ceil(SAMPLES / 100) * max(1, rounds_before_finish - 1)
 
     def pages_answered() -> int:
@@ -79,7 +92,8 @@ async def wait_all(
     assert not any(task.done() for task in waiting), "nothing has finished yet"
     await asyncio.to_thread(emulator.advance, 24 * 3600)
     events = await asyncio.wait_for(asyncio.gather(*waiting), timeout=120)
-    await manager.stop_all()
+    if manager:
+        await manager.stop_all()
     return list(events)
 
 
@@ -92,10 +106,16 @@ def make_triggers(batch: dict[str, Any], **kwargs: Any) -> list[HealthOmicsRunTr
     ]
 
 
-def test_thousand_waiting_runs_cost_ten_calls_per_poll(big_batch: dict[str, Any], emulator: EmulatorAdmin) -> None:
+@pytest.mark.parametrize("triggerer", ["shares streams (Airflow >= 3.3)", "calls run() only (Airflow < 3.3)"])
+def test_thousand_waiting_runs_cost_ten_calls_per_poll(
+    big_batch: dict[str, Any], emulator: EmulatorAdmin, triggerer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     triggers = make_triggers(big_batch)
     assert len({t.shared_stream_key() for t in triggers}) == 1
-    events = asyncio.run(wait_all(triggers, emulator, rounds_before_finish=3, manager=SharedStreamManager()))
+    if "run()" in triggerer:
+        monkeypatch.setattr(run_trigger_module, "TRIGGERER_SHARES_STREAMS", False)
+    manager = None if "run()" in triggerer else SharedStreamManager()
+    events = asyncio.run(wait_all(triggers, emulator, rounds_before_finish=3, manager=manager))
 
     operations = emulator.counters()["operations"]
     # Pages answered (a page throttled on a busy machine is asked again by botocore: counted once).
