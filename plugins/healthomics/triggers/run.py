@@ -237,7 +237,7 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
         if key is not None and not TRIGGERER_SHARES_STREAMS:
             # A triggerer that only calls run(): share the poll within this event loop ourselves.
             _, kwargs = self.serialize()
-            async with aclosing(LocalSharedStream.subscribe(key, lambda: self.open_shared_stream(kwargs))) as shared:
+            async with aclosing(LocalSharedStream.join(key, lambda: self.open_shared_stream(kwargs))) as shared:
                 async for event in self.filter_shared_stream(shared):
                     yield event
             return

@@ -59,7 +59,7 @@ class LocalSharedStream:
         self.poll: asyncio.Task[None] | None = None
 
     @classmethod
-    async def subscribe(cls, key: Hashable, open_stream: Callable[[], AsyncIterator[Any]]) -> AsyncGenerator[Any, None]:
+    async def join(cls, key: Hashable, open_stream: Callable[[], AsyncIterator[Any]]) -> AsyncGenerator[Any, None]:
         """Snapshots of the poll for ``key`` (started with ``open_stream`` if none runs), the newest known first."""
         streams = cls._streams.setdefault(asyncio.get_running_loop(), {})
         stream = streams.get(key)

@@ -45,7 +45,7 @@ async def settle() -> None:
 def test_subscribers_of_one_key_share_one_poll_and_see_every_snapshot() -> None:
     async def scenario() -> None:
         poll = Poll()
-        streams = [LocalSharedStream.subscribe("key", poll.stream) for _ in range(3)]
+        streams = [LocalSharedStream.join("key", poll.stream) for _ in range(3)]
         readers = [asyncio.ensure_future(take(s, 2)) for s in streams]
         await settle()
         for snapshot in ({"r1": "RUNNING"}, {"r1": "COMPLETED"}):
@@ -55,7 +55,7 @@ def test_subscribers_of_one_key_share_one_poll_and_see_every_snapshot() -> None:
         assert poll.opened == 1
 
         other = Poll()
-        async with aclosing(LocalSharedStream.subscribe("other key", other.stream)) as stream:
+        async with aclosing(LocalSharedStream.join("other key", other.stream)) as stream:
             await other.feed.put({"r2": "RUNNING"})
             assert await anext(stream) == {"r2": "RUNNING"}
         assert other.opened == 1
@@ -72,10 +72,10 @@ def test_subscribers_of_one_key_share_one_poll_and_see_every_snapshot() -> None:
 def test_a_late_subscriber_starts_from_the_newest_snapshot_and_a_slow_one_skips_to_it() -> None:
     async def scenario() -> None:
         poll = Poll()
-        async with aclosing(LocalSharedStream.subscribe("key", poll.stream)) as first:
+        async with aclosing(LocalSharedStream.join("key", poll.stream)) as first:
             await poll.feed.put({"n": 1})
             assert await anext(first) == {"n": 1}
-            async with aclosing(LocalSharedStream.subscribe("key", poll.stream)) as late:
+            async with aclosing(LocalSharedStream.join("key", poll.stream)) as late:
                 assert await anext(late) == {"n": 1}
                 await poll.feed.put({"n": 2})
                 await poll.feed.put({"n": 3})
@@ -91,14 +91,14 @@ def test_a_late_subscriber_starts_from_the_newest_snapshot_and_a_slow_one_skips_
 def test_a_failed_poll_fails_every_subscriber_and_the_next_subscriber_starts_a_new_one() -> None:
     async def scenario() -> None:
         poll = Poll()
-        streams = [LocalSharedStream.subscribe("key", poll.stream) for _ in range(2)]
+        streams = [LocalSharedStream.join("key", poll.stream) for _ in range(2)]
         readers = [asyncio.ensure_future(take(s, 1)) for s in streams]
         await settle()
         await poll.feed.put(RuntimeError("AccessDeniedException"))
         for reader in readers:
             with pytest.raises(RuntimeError, match="AccessDeniedException"):
                 await reader
-        async with aclosing(LocalSharedStream.subscribe("key", poll.stream)) as again:
+        async with aclosing(LocalSharedStream.join("key", poll.stream)) as again:
             await poll.feed.put({"n": 1})
             assert await anext(again) == {"n": 1}
         assert poll.opened == 2
@@ -111,7 +111,7 @@ def test_polls_belong_to_their_event_loop() -> None:
     poll = Poll()
 
     async def one_wait() -> Any:
-        async with aclosing(LocalSharedStream.subscribe("key", poll.stream)) as stream:
+        async with aclosing(LocalSharedStream.join("key", poll.stream)) as stream:
             await poll.feed.put({"n": 1})
             return await anext(stream)
 
