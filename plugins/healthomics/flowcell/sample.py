@@ -24,6 +24,23 @@ if TYPE_CHECKING:
 STATE_KEY = "healthomics_sample"
 
 
+def last_submission(
+    journal: SubmissionJournal,
+    key: str,
+    try_number: int,
+    batch_run: dict[str, Any] | None,
+    submission_failure: dict[str, Any] | None,
+) -> Submission | None:
+    """Where a sample task resumes: its journal's last record, or, with no task state store to keep one
+    (Airflow before 3.3), on any try after the first (a clear, a retry) the run batch's attempt 1 as
+    the first try recorded it. From there a failed run moves on to attempt 2, whose deterministic
+    ``requestId`` finds any run a previous clear started, exactly as with the store."""
+    last = journal.last()
+    if last is None and not journal.keeps_records and try_number > 1 and (batch_run or submission_failure):
+        return Submission(key, 1, external_id=str(batch_run["id"]) if batch_run else None)
+    return last
+
+
 class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
     """
     Get one sample to a COMPLETED HealthOmics run, and wait for it (deferrable).
@@ -96,10 +113,10 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         sample = self.sample
         journal = SubmissionJournal(context, STATE_KEY)
-        last = journal.last()
         # The run to follow first: the one a batch started for it, or one it was told to reuse.
         batch_run = sample.get("batch_run") or sample.get("existing_run")
         key = str(sample.get("idempotency_key") or sample["sample_id"])
+        last = last_submission(journal, key, int(context["ti"].try_number), batch_run, sample.get("submission_failure"))
         if last is None:
             # First execution: the run batch owns attempt 1.
             if batch_run:

@@ -115,6 +115,11 @@ class SubmissionJournal:
         self.store = context.get("task_state_store") if hasattr(context, "get") else None
         self.state_key = state_key
 
+    @property
+    def keeps_records(self) -> bool:
+        """Whether records outlive this try (there is a task state store)."""
+        return self.store is not None
+
     def last(self, key: str | None = None) -> Submission | None:
         """The last record (only if it is for ``key``, when one is given)."""
         if self.store is None:

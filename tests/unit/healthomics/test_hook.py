@@ -14,6 +14,8 @@ from healthomics.exceptions import HealthOmicsRunFailedError
 from healthomics.hooks.omics import HealthOmicsHook, run_summary
 from healthomics.utils.idempotency import TAG_ATTEMPT, Submission, SubmissionJournal, key_tag, request_id
 
+from .stores import TaskStateStore
+
 ROLE = "arn:aws:iam::123456789012:role/run"
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 
@@ -180,21 +182,6 @@ def test_idempotent_start_moves_past_failed_attempts(hook: HealthOmicsHook, stub
     assert store.writes[0]["requestId"] == request_id("FC1/S1", identity, 1) != store.writes[2]["requestId"]
     assert journal.last("FC1/S1") == Submission("FC1/S1", 2, request_id("FC1/S1", identity, 2), "1000002")
     assert journal.last("another key") is None
-
-
-class TaskStateStore:
-    """The two calls of Airflow's task state store the journal makes, kept in a dict."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.writes: list[dict[str, Any]] = []
-
-    def get(self, key: str) -> Any:
-        return self.values.get(key)
-
-    def set(self, key: str, value: Any) -> None:
-        self.values[key] = value
-        self.writes.append(value)
 
 
 def test_idempotent_start_reuses_a_completed_run_unless_told_not_to(hook: HealthOmicsHook, stub: Stubber) -> None:

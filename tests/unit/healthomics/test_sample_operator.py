@@ -1,4 +1,5 @@
-"""Where a sample task finds its StartRun request: in its entry, or in the XCom its entry points to."""
+"""Where a sample task finds its StartRun request (in its entry, or in the XCom its entry points to), and
+where it resumes (its task state store, or on Airflow 3.2 the run batch's attempt)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from healthomics.flowcell.sample import HealthOmicsSampleRunOperator
+from healthomics.flowcell.sample import STATE_KEY, HealthOmicsSampleRunOperator, last_submission
+from healthomics.utils.idempotency import Submission, SubmissionJournal
+
+from .stores import TaskStateStore
 
 REQUEST = {"workflowId": "1234567", "roleArn": "arn:aws:iam::123456789012:role/run", "name": "FC1-S1"}
 
@@ -52,3 +56,32 @@ def test_a_slim_entry_without_a_request_to_find_fails_saying_where_it_looked() -
         operator(slim, start_requests_from=("sample_entries", "start_requests"))._start_fields({"ti": ti})
     with pytest.raises(AirflowFailException, match="S2: its entry has no run request and no start_requests_from"):
         operator(slim)._start_fields({"ti": ti})
+
+
+# Where a sample task resumes, with and without Airflow's task state store (3.3 and 3.2).
+
+
+BATCH_RUN = {"id": "1000001", "batchId": "7"}
+
+
+def test_the_first_try_resumes_from_nothing_with_or_without_a_store() -> None:
+    for context in ({"task_state_store": TaskStateStore()}, {}):
+        assert last_submission(SubmissionJournal(context, STATE_KEY), "k/S1", 1, BATCH_RUN, None) is None
+
+
+def test_with_a_store_a_later_try_resumes_from_what_it_recorded() -> None:
+    recorded = Submission("k/S1", 3, "req-3", "1000003")
+    journal = SubmissionJournal({"task_state_store": TaskStateStore()}, STATE_KEY)
+    journal.record(recorded)
+    assert last_submission(journal, "k/S1", 4, BATCH_RUN, None) == recorded
+
+
+def test_without_a_store_a_later_try_resumes_from_the_batch_attempt() -> None:
+    """Airflow 3.2: a cleared sample whose batch run failed goes on to attempt 2 (not the old run again)."""
+    journal = SubmissionJournal({}, STATE_KEY)
+    assert not journal.keeps_records
+    assert last_submission(journal, "k/S1", 2, BATCH_RUN, None) == Submission("k/S1", 1, external_id="1000001")
+    refused = {"reason": "ValidationException", "message": "bad input"}
+    assert last_submission(journal, "k/S1", 2, None, refused) == Submission("k/S1", 1)
+    # Without a batch (per-sample submission) attempt 1 is the task's own: found again by its requestId.
+    assert last_submission(journal, "k/S1", 2, None, None) is None
