@@ -1,8 +1,10 @@
-"""make compat: the runtime wheel in a fresh virtualenv per package set, the unit tier and the flowcell end to end.
+"""make compat: the runtime wheel in a fresh virtualenv per package set, then the unit tier and the flowcell.
 
     python -m healthomics_compat [--sets mwaa-3.3.1,mwaa-3.2.1,development] [--workdir .compat]
 
-Prints set -> versions / installed / provider / DAGs / unit tier / flowcell and keeps each set's
+``--sets newest-mwaa`` names the newest MWAA set (what ``make test`` runs).
+
+Prints set -> versions / installed / provider / DAGs / unit tier / flowcell / real Airflow and keeps each set's
 latest result in ``<workdir>/results.json``; once every set has a result for the same wheel
 (in one run or several), writes ``docs/compat/results.md``. Exits non-zero when any set run now
 fails a check.
@@ -17,12 +19,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from healthomics_compat.checks import run_environment
+from healthomics_compat.checks import SUITES, run_environment
 from healthomics_compat.environments import Environment, InstallError, build_wheel, wheel_digest
-from healthomics_compat.sets import MWAA_IMAGES_COMMIT, REPO, SETS
+from healthomics_compat.sets import MWAA_IMAGES_COMMIT, NEWEST_MWAA, REPO, SETS
 
 EXPECTED_DAGS = sorted(path.stem for path in (REPO / "dags").glob("healthomics_*.py"))
-COLUMNS = ("set", "Airflow", "amazon", "boto3", "wheel install", "provider listed", "DAGs", "unit tier", "flowcell")
+COLUMNS = (
+    "set",
+    "Airflow",
+    "amazon",
+    "boto3",
+    "wheel install",
+    "provider listed",
+    "DAGs",
+    "unit tier",
+    "flowcell",
+    "real Airflow",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, of: {', '.join(SETS)}")
     parser.add_argument("--workdir", type=Path, default=REPO / ".compat")
     args = parser.parse_args(argv)
-    names = [name.strip() for name in args.sets.split(",") if name.strip()]
+    names = [NEWEST_MWAA if n.strip() == "newest-mwaa" else n.strip() for n in args.sets.split(",") if n.strip()]
     if unknown := [name for name in names if name not in SETS]:
         parser.error(f"unknown sets {unknown}; known: {list(SETS)}")
 
@@ -90,6 +103,7 @@ def _check(environment: Environment, wheel: Path) -> dict[str, Any]:
             "DAGs": f"{len(found['dags'])} of {len(EXPECTED_DAGS)}" + (" (errors)" if found["import_errors"] else ""),
             "unit tier": _suite(found["unit"]),
             "flowcell": _suite(found["flowcell"]),
+            "real Airflow": _suite(found["cluster"]),
         }
     )
     ok = (
@@ -97,7 +111,7 @@ def _check(environment: Environment, wheel: Path) -> dict[str, Any]:
         and found["provider"]
         and found["dags"] == EXPECTED_DAGS
         and not found["import_errors"]
-        and all("error" not in found[s] and not found[s]["failed"] and found[s]["passed"] for s in ("unit", "flowcell"))
+        and all("error" not in found[s] and not found[s]["failed"] and found[s]["passed"] for s in SUITES)
     )
     if not found["from_wheel"]:
         row["wheel install"] += " (but healthomics was imported from elsewhere)"
@@ -127,8 +141,10 @@ def _page(results: list[dict[str, Any]]) -> str:
         "# make compat: the last full run\n\n"
         "The runtime wheel installed with pip into a fresh Python 3.11 virtualenv per set, after the "
         "set's own packages (MWAA: the image's required packages under its constraint files, "
-        f"`aws/amazon-mwaa-docker-images` at {MWAA_IMAGES_COMMIT[:8]}); then the unit tier and the "
-        "flowcell end to end (`tests/integration/test_flowcell_dag.py`, dag.test() on the local stack). "
+        f"`aws/amazon-mwaa-docker-images` at {MWAA_IMAGES_COMMIT[:8]}); then the unit tier, the "
+        "flowcell end to end (`tests/integration/test_flowcell_dag.py`, dag.test() on the local stack) and "
+        "the flowcell in a real Airflow of the set, a failed sample cleared and run again "
+        "(`tests/integration/test_flowcell_cluster.py`). "
         f"Commit {', '.join(commits)}; see [../install.md](../install.md).\n\n" + _table(results) + "\n"
     )
 

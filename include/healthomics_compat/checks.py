@@ -39,10 +39,13 @@ print(json.dumps({
 }))
 """
 
-# The unit tier, and the flowcell end to end on the local stack with dag.test().
+# The unit tier; the flowcell end to end on the local stack with dag.test(); and in a real Airflow of
+# the set (scheduler, triggerer, dag-processor, api-server as processes) a flowcell whose failed
+# sample is cleared and runs again, where the triggerer's shared streams and the task state store differ.
 SUITES = {
     "unit": ["-m", "unit", "tests/unit"],
     "flowcell": ["-m", "integration", "tests/integration/test_flowcell_dag.py"],
+    "cluster": ["-m", "cluster", "tests/integration/test_flowcell_cluster.py"],
 }
 
 
