@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from healthomics.hooks.omics import error_code
-from healthomics.manifest.model import FlowcellManifest, Problem
+from healthomics.manifest.model import FlowcellManifest, Problem, WorkflowType
 from healthomics.utils.s3 import parse_s3_uri
 
 if TYPE_CHECKING:
@@ -18,31 +18,47 @@ if TYPE_CHECKING:
 
 
 def check_workflows(manifest: FlowcellManifest, omics: HealthOmicsHook) -> list[Problem]:
-    """Every workflow the manifest names must exist and be ACTIVE, and take the samples' parameters."""
-    problems = []
-    qc_workflow = manifest.qc.workflow_id if manifest.qc else None
-    templates: dict[str, dict[str, Any]] = {}
-    for workflow_id in manifest.workflows():
-        where = "qc" if workflow_id == qc_workflow else "workflow"
-        workflow_type = "PRIVATE" if where == "qc" else manifest.defaults.workflow_type
+    """Every workflow the manifest names must exist and be ACTIVE, and take the parameters it is given
+    (the samples', or each stage's: a stage's parameter names are the same for every sample)."""
+    problems: list[Problem] = []
+    templates: dict[tuple[str, WorkflowType], dict[str, Any] | None] = {}
+
+    def template_of(where: str, workflow_id: str, workflow_type: WorkflowType) -> dict[str, Any] | None:
+        """GetWorkflow once per workflow; its parameter template (None if unknown or unusable)."""
+        if (workflow_id, workflow_type) in templates:
+            return templates[workflow_id, workflow_type]
+        templates[workflow_id, workflow_type] = None
         try:
             workflow = omics.conn.get_workflow(id=workflow_id, type=workflow_type)
         except ClientError as err:
-            if error_code(err) == "ResourceNotFoundException":
-                message = f"unknown workflow {workflow_id} ({workflow_type})"
-                problems.append(Problem(location=where, field="workflow_id", message=message))
-                continue
-            raise
+            if error_code(err) != "ResourceNotFoundException":
+                raise
+            message = f"unknown workflow {workflow_id} ({workflow_type})"
+            problems.append(Problem(location=where, field="workflow_id", message=message))
+            return None
         if workflow["status"] != "ACTIVE":
             message = f"workflow {workflow_id} is {workflow['status']}, not ACTIVE"
             problems.append(Problem(location=where, field="workflow_id", message=message))
-        if workflow.get("parameterTemplate") is not None:
-            templates[workflow_id] = dict(workflow["parameterTemplate"])
-    for sample in manifest.samples:
-        template = templates.get(sample.workflow_id)
-        if template is not None:
-            given = set(sample.parameters)
-            problems += _parameter_problems(f"sample {sample.sample_id}", sample.workflow_id, template, given)
+        found = workflow.get("parameterTemplate")
+        templates[workflow_id, workflow_type] = dict(found) if found is not None else None
+        return templates[workflow_id, workflow_type]
+
+    if manifest.stages:
+        for stage in manifest.stages:
+            where = f"stage {stage.name}"
+            template = template_of(where, stage.workflow_id, stage.workflow_type)
+            if template is not None:
+                problems += _parameter_problems(where, stage.workflow_id, template, set(stage.parameters))
+    else:
+        for workflow_id in sorted({s.workflow_id for s in manifest.samples}):
+            template_of("workflow", workflow_id, manifest.defaults.workflow_type)
+        for sample in manifest.samples:
+            template = templates.get((sample.workflow_id, manifest.defaults.workflow_type))
+            if template is not None:
+                given = set(sample.parameters)
+                problems += _parameter_problems(f"sample {sample.sample_id}", sample.workflow_id, template, given)
+    if manifest.qc:
+        template_of("qc", manifest.qc.workflow_id, "PRIVATE")
     return problems
 
 

@@ -25,7 +25,7 @@ from healthomics.flowcell.plan import (
 from healthomics.flowcell.task_ids import PROBLEMS_XCOM, START_REQUESTS_XCOM
 from healthomics.hooks.omics import HealthOmicsHook
 from healthomics.manifest import FlowcellManifest, ManifestError, ManifestOptions, parse_manifest
-from healthomics.manifest.model import MAX_MANIFEST_BYTES
+from healthomics.manifest.model import MAX_MANIFEST_BYTES, Problem
 from healthomics.settings import AWS_CONN_ID, VAR_ROLE_ARN, VAR_SNS_TOPIC, allowed_output_prefixes
 from healthomics.utils.s3 import InvalidS3UriError, parse_s3_uri
 from healthomics.utils.text import cut
@@ -106,6 +106,11 @@ def load_manifest(**context: Any) -> dict[str, Any]:
     mode = params.get("submission_mode", BATCH)
     try:
         manifest = select_samples(parse_manifest(raw, options, source), params.get("samples"), params.get("reuse_runs"))
+        if manifest.stages:
+            # Parsed and checked, but not run yet: starting only the first stage would drop the others.
+            stages = " -> ".join(stage.name for stage in manifest.stages)
+            message = f"a pipeline of stages ({stages}): this DAG runs one workflow per sample; give it `workflow`"
+            raise ManifestError([Problem(location="manifest", field="stages", message=message)], source)
         if mode == BATCH and manifest.defaults.workflow_type == "READY2RUN":
             log.warning("Ready2Run workflows cannot run in a batch: submitting one run per sample")
             mode = PER_SAMPLE

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from healthomics.utils.text import cut
 
 ManifestFormat = Literal["reference", "native", "samplesheet"]
+WorkflowType = Literal["PRIVATE", "READY2RUN"]
 
 # The service's own limits (StartRunBatch s3UriSettings; runSettingId; run name).
 MAX_SAMPLES = 100_000
@@ -57,7 +58,7 @@ class RunDefaults(BaseModel):
     """Run settings shared by every sample (StartRun / defaultRunSetting fields)."""
 
     role_arn: str | None = None
-    workflow_type: Literal["PRIVATE", "READY2RUN"] = "PRIVATE"
+    workflow_type: WorkflowType = "PRIVATE"
     workflow_version_name: str | None = None
     storage_type: Literal["STATIC", "DYNAMIC"] | None = None
     storage_capacity: int | None = None
@@ -88,17 +89,45 @@ class RunDefaults(BaseModel):
 
 
 class Sample(BaseModel):
-    """One sample: one run of ``workflow_id``."""
+    """One sample: one run of ``workflow_id`` (with stages: the first stage's run, parameters rendered)."""
 
     sample_id: str
     workflow_id: str
     output_uri: str
     parameters: dict[str, Any] = Field(default_factory=dict)
+    # With stages: the values the stages' templates read ({sample_id} and the sample's parameters).
+    fields: dict[str, Any] = Field(default_factory=dict)
     name: str | None = None
     priority: int | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     # Every s3:// input the sample reads (for the optional existence check).
     inputs: list[str] = Field(default_factory=list)
+
+
+class Stage(BaseModel):
+    """One workflow of a per-sample pipeline (see :mod:`healthomics.manifest.pipeline`)."""
+
+    name: str
+    # The stages whose runs must have COMPLETED before this one starts, for the same sample.
+    needs: list[str] = Field(default_factory=list)
+    workflow_id: str
+    workflow_type: WorkflowType = "PRIVATE"
+    workflow_version_name: str | None = None
+    # Templates: {field}, {stages.<stage>.outputs.<key>}, {stages.<stage>.run_output_uri}, ...
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    output_uri: str
+    # Run settings of this stage over the manifest's run_defaults (RunDefaults field names).
+    run: dict[str, Any] = Field(default_factory=dict)
+    # The keys the workflow writes to outputs.json, when the manifest declares them.
+    outputs: list[str] | None = None
+
+    def run_defaults(self, base: RunDefaults) -> RunDefaults:
+        """The manifest's run defaults with this stage's settings, workflow type and version over them."""
+        version = {"workflow_version_name": self.workflow_version_name} if self.workflow_version_name else {}
+        tags = {**base.tags, **self.run.get("tags", {})}
+        return RunDefaults(
+            **{**base.model_dump(), **self.run, "tags": tags, "workflow_type": self.workflow_type, **version}
+        )
 
 
 class QcPolicy(BaseModel):
@@ -135,8 +164,12 @@ class FlowcellManifest(BaseModel):
     sha256: str
     defaults: RunDefaults = Field(default_factory=RunDefaults)
     samples: list[Sample]
+    # A per-sample pipeline, in an order where each stage comes after what it needs; empty: one workflow.
+    stages: list[Stage] = Field(default_factory=list)
     qc: QcSpec | None = None
     notification: Notification = Field(default_factory=Notification)
 
     def workflows(self) -> list[str]:
-        return sorted({s.workflow_id for s in self.samples} | ({self.qc.workflow_id} if self.qc else set()))
+        stages = {stage.workflow_id for stage in self.stages}
+        samples = {s.workflow_id for s in self.samples}
+        return sorted(samples | stages | ({self.qc.workflow_id} if self.qc else set()))

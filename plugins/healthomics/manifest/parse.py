@@ -42,7 +42,9 @@ from healthomics.manifest.model import (
     QcSpec,
     RunDefaults,
     Sample,
+    Stage,
 )
+from healthomics.manifest.pipeline import field_problems, pipeline_problems, render, stage_needs, topological_order
 from healthomics.utils.documents import DocumentError, nesting_problems, read_json
 from healthomics.utils.s3 import InvalidS3UriError, S3Uri, parse_s3_uri, within_any
 from healthomics.utils.service_model import named_shape_problems
@@ -319,6 +321,8 @@ def _parse_native(document: dict[str, Any], options: ManifestOptions, problems: 
     defaults["workflow_type"] = workflow.get("type", "PRIVATE")
     if workflow.get("version"):
         defaults["workflow_version_name"] = workflow["version"]
+    if "stages" in document:
+        return _parse_pipeline(document, options, problems, defaults, default_parameters, default_output)
     samples = []
     for index, entry in enumerate(document["samples"]):
         where = f"samples[{index}]"
@@ -348,6 +352,17 @@ def _parse_native(document: dict[str, Any], options: ManifestOptions, problems: 
                 "location": where,
             }
         )
+    return _native_result(document, options, problems, samples, defaults)
+
+
+def _native_result(
+    document: dict[str, Any],
+    options: ManifestOptions,
+    problems: _Collector,
+    samples: list[dict[str, Any]],
+    defaults: dict[str, Any],
+    stages: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     qc = None
     if document.get("qc"):
         qc_doc = document["qc"]
@@ -363,9 +378,87 @@ def _parse_native(document: dict[str, Any], options: ManifestOptions, problems: 
         "ids": [(s["sample_id"], s["location"]) for s in samples],
         "qc": qc,
         "defaults": defaults,
+        "stages": stages or [],
         "notification": document.get("notification", {}),
         "flowcell_id": document.get("flowcell_id"),
     }
+
+
+def _parse_pipeline(
+    document: dict[str, Any],
+    options: ManifestOptions,
+    problems: _Collector,
+    defaults: dict[str, Any],
+    default_parameters: dict[str, Any],
+    default_output: str | None,
+) -> dict[str, Any]:
+    """The native format with ``stages``: the graph, each stage's workflow and output, and per sample
+    its template fields, checked; the samples carry the first stage's rendered parameters."""
+    documents: list[dict[str, Any]] = document["stages"]
+    if document.get("workflow"):
+        problems.add("manifest", "workflow", "a pipeline names its workflows per stage: remove workflow")
+    if options.workflow_id:
+        problems.add("params", "workflow_id", "the manifest has stages: a workflow_id parameter cannot replace them")
+    for location, field_name, message in pipeline_problems(documents):
+        problems.add(location, field_name, message)
+    order, _ = topological_order(stage_needs(documents))
+    needs = stage_needs(documents)
+    by_name = {str(d["name"]): (index, d) for index, d in enumerate(documents)}
+    stages = []
+    for name in order:
+        index, stage_doc = by_name[name]
+        where = f"stages[{index}]"
+        run = dict(stage_doc.get("run", {}))
+        output = run.pop("output_uri", None) or default_output
+        if not output:
+            problems.add(where, "run.output_uri", "no output location: set run_defaults.output_uri or the stage's")
+        problems.s3_uri(output, where, "run.output_uri")
+        workflow = stage_doc["workflow"]
+        stages.append(
+            {
+                "name": name,
+                "needs": needs[name],
+                "workflow_id": problems.workflow_id(workflow["id"], where, "workflow.id"),
+                "workflow_type": workflow.get("type", "PRIVATE"),
+                "workflow_version_name": workflow.get("version"),
+                "parameters": stage_doc.get("parameters", {}),
+                "output_uri": output,
+                "run": run,
+                "outputs": stage_doc.get("outputs"),
+                "location": where,
+            }
+        )
+    first = stages[0] if stages else None
+    samples = []
+    for index, entry in enumerate(document["samples"]):
+        where = f"samples[{index}]"
+        if entry.get("workflow_id"):
+            problems.add(where, "workflow_id", "the manifest has stages: workflows are named per stage")
+        fields = {**default_parameters, **entry.get("parameters", {}), "sample_id": entry["sample_id"]}
+        for stage in stages:
+            for path, message in field_problems(stage["parameters"], fields):
+                problems.add(where, f"stage {stage['name']} {path}", message)
+        inputs = sorted(_s3_values(fields))
+        for uri in inputs:
+            problems.s3_uri(uri, f"{where}.parameters", None, need_key=True)
+        parameters: dict[str, Any] = {}
+        if first is not None and not field_problems(first["parameters"], fields):
+            parameters = render(first["parameters"], fields, {})
+        samples.append(
+            {
+                "sample_id": entry["sample_id"],
+                "workflow_id": first["workflow_id"] if first else None,
+                "output_uri": first["output_uri"] if first else None,
+                "parameters": parameters,
+                "fields": fields,
+                "name": entry.get("name"),
+                "priority": entry.get("priority"),
+                "tags": entry.get("tags", {}),
+                "inputs": inputs,
+                "location": where,
+            }
+        )
+    return _native_result(document, options, problems, samples, defaults, stages)
 
 
 def _s3_values(value: Any) -> set[str]:
@@ -684,6 +777,10 @@ def parse_manifest(
             sha256=hashlib.sha256(content).hexdigest(),
             defaults=RunDefaults(**defaults),
             samples=[Sample(**{k: v for k, v in s.items() if k != "location" and v is not None}) for s in samples],
+            stages=[
+                Stage(**{k: v for k, v in s.items() if k != "location" and v is not None})
+                for s in parsed.get("stages", [])
+            ],
             qc=QcSpec(**{**qc, "policy": QcPolicy(**qc.get("policy", {}))}) if qc else None,
             notification=Notification(**notification),
         )
