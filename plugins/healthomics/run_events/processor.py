@@ -31,7 +31,7 @@ from healthomics.run_events.callback import CALLBACK_PATH, CallbackFailedError, 
 from healthomics.utils.dead_letters import DeadLetters, digest
 from healthomics.utils.eventbridge import MalformedEventError, OmicsEvent, flat_event, parse_event
 from healthomics.utils.idempotency import TAG_DAG_ID, TAG_DAG_RUN_ID, TAG_TASK_ID
-from healthomics.utils.s3 import InvalidS3UriError, S3Documents, parse_s3_uri, within_any
+from healthomics.utils.s3 import S3Documents, parse_s3_uri, read_run_outputs
 from healthomics.utils.text import cut
 
 log = logging.getLogger(__name__)
@@ -164,20 +164,8 @@ class EventProcessor:
             if error_code(err) != "ResourceNotFoundException":
                 raise  # throttling, 5xx: this message is tried again
             return None, {"outputsError": f"run {run_id} no longer exists"}
-        try:
-            location = parse_s3_uri(run.get("runOutputUri"))
-        except InvalidS3UriError as err:
-            return None, {"outputsError": f"the run has no usable output location: {err}"}
-        if self.allowed and not within_any(location, self.allowed):
-            return None, {"outputsError": f"{location.uri} is outside the allowed output prefixes; not read"}
-        outputs = location.join("logs", "outputs.json")
-        try:
-            body = self.archive.s3.get_object(Bucket=outputs.bucket, Key=outputs.key)["Body"].read()
-            return location.uri, {"outputs": json.loads(body)}
-        except ClientError as err:
-            return location.uri, {"outputsError": f"{outputs.uri}: {error_code(err)}"}
-        except ValueError as err:
-            return location.uri, {"outputsError": f"{outputs.uri}: not JSON ({cut(str(err), 200)})"}
+        found = read_run_outputs(self.archive.s3, run.get("runOutputUri"), self.allowed)
+        return found.location, {"outputs": found.outputs} if found.error is None else {"outputsError": found.error}
 
     def _call_back(self, event: OmicsEvent, document: dict[str, Any]) -> str:
         if not event.is_run_status:

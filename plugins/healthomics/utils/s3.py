@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from healthomics.utils.text import shown
+from healthomics.utils.text import cut, shown
 
 # S3's bucket naming rules (general purpose buckets).
 BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -113,6 +113,37 @@ def parse_s3_uri(uri: Any, *, need_key: bool = False) -> S3Uri:
 def within_any(location: S3Uri, prefixes: Iterable[S3Uri]) -> bool:
     """Inside one of ``prefixes`` (see :meth:`S3Uri.within`)."""
     return any(location.within(prefix) for prefix in prefixes)
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    """A run's ``logs/outputs.json`` (what its workflow declared as outputs), or why it was not read."""
+
+    location: str | None
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def read_run_outputs(s3_client: Any, run_output_uri: Any, allowed: Iterable[S3Uri] = ()) -> RunOutputs:
+    """``<runOutputUri>/logs/outputs.json`` of a completed run, read only inside ``allowed`` (if any)."""
+    try:
+        location = parse_s3_uri(run_output_uri)
+    except InvalidS3UriError as err:
+        return RunOutputs(None, error=f"the run has no usable output location: {err}")
+    prefixes = list(allowed)
+    if prefixes and not within_any(location, prefixes):
+        return RunOutputs(None, error=f"{location.uri} is outside the allowed output prefixes; not read")
+    outputs = location.join("logs", "outputs.json")
+    try:
+        body = s3_client.get_object(Bucket=outputs.bucket, Key=outputs.key)["Body"].read()
+        document = json.loads(body)
+    except ClientError as err:
+        return RunOutputs(location.uri, error=f"{outputs.uri}: {err.response.get('Error', {}).get('Code', err)}")
+    except ValueError as err:
+        return RunOutputs(location.uri, error=f"{outputs.uri}: not JSON ({cut(str(err), 200)})")
+    if not isinstance(document, dict):
+        return RunOutputs(location.uri, error=f"{outputs.uri}: not a JSON object")
+    return RunOutputs(location.uri, outputs=document)
 
 
 class S3Documents:
