@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -57,6 +58,13 @@ THROTTLING_CODES = frozenset({"ThrottlingException", "TooManyRequestsException",
 # so throttling is normal, not exceptional. "standard" mode backs off exponentially with jitter
 # on 429s and 5xx.
 DEFAULT_RETRIES: Any = {"mode": "standard", "total_max_attempts": 10}
+
+
+@cache
+def waiter_max_attempts(waiter: str) -> int:
+    """The package waiter's own ``maxAttempts`` (read once per process)."""
+    with open(WAITERS) as config:
+        return int(json.load(config)["waiters"][waiter]["maxAttempts"])
 
 
 def max_attempts(timeout: float, poll_interval: float) -> int:
@@ -370,7 +378,7 @@ class HealthOmicsHook(AwsBaseHook):
         providers before 9.3x end a wait on any service error, so the wait goes on here.
         """
         delay = max(0.0, float(poll_interval))
-        attempts = max_attempts(timeout, delay) if timeout is not None else int(self._waiter_max_attempts(waiter))
+        attempts = max_attempts(timeout, delay) if timeout is not None else waiter_max_attempts(waiter)
         deadline = time.monotonic() + attempts * delay
         while True:
             try:
@@ -392,10 +400,6 @@ class HealthOmicsHook(AwsBaseHook):
                 self.log.warning("%s: throttled beyond botocore's retries; waiting on", what)
             attempts = max_attempts(max(0.0, deadline - time.monotonic()), delay)
             time.sleep(delay)
-
-    def _waiter_max_attempts(self, waiter: str) -> int:
-        with open(WAITERS) as config:
-            return int(json.load(config)["waiters"][waiter]["maxAttempts"])
 
     @property
     def waiter_path(self) -> os.PathLike[str] | None:

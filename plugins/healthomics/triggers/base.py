@@ -114,9 +114,6 @@ class HealthOmicsBaseTrigger(BaseEventTrigger):
     def past_deadline(self) -> bool:
         return self.deadline is not None and time.time() > self.deadline
 
-    async def task_is_deferred(self) -> bool:
-        return await task_is_deferred(self)
-
 
 async def task_is_deferred(trigger: Any) -> bool:
     """True while the trigger's task instance is still DEFERRED: a triggerer restart or hand-over, not a kill."""

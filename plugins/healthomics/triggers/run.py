@@ -33,7 +33,7 @@ from healthomics.hooks.omics import (
     run_summary,
 )
 from healthomics.links.omics import HealthOmicsRunLink
-from healthomics.triggers.base import HealthOmicsBaseTrigger, backoff, shielded
+from healthomics.triggers.base import HealthOmicsBaseTrigger, backoff, shielded, task_is_deferred
 from healthomics.triggers.sharing import TRIGGERER_SHARES_STREAMS, LocalSharedStream
 from healthomics.triggers.wake import pause
 
@@ -306,7 +306,7 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
             await shielded(self._cancel_run())
 
     async def _cancel_run(self) -> None:
-        if await self.task_is_deferred():
+        if await task_is_deferred(self):
             self.log.info("Task still deferred (trigger moved); not cancelling run %s", self.run_id)
             return
         async with await self.hook().get_async_conn() as client:
