@@ -9,13 +9,16 @@ from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 
-from airflow.triggers.base import BaseEventTrigger
+from airflow.triggers.base import BaseEventTrigger, BaseTrigger
 from airflow.utils.state import TaskInstanceState
 from asgiref.sync import sync_to_async
 
 from healthomics.hooks.omics import HealthOmicsHook
 
 MAX_BACKOFF_SECONDS = 600.0
+# Airflow 3.3's triggerer calls a trigger's on_kill() when a user kills its deferred task; before
+# 3.3 it only calls cleanup(), also after an event and at shutdown (see cancel_unless_fired).
+TRIGGERER_CALLS_ON_KILL = hasattr(BaseTrigger, "on_kill")
 # Cancellations started from on_kill(), kept referenced until they finish (see shielded()).
 _CANCELLATIONS: set[asyncio.Task[None]] = set()
 # Backoff never grows past this many poll intervals (nor past MAX_BACKOFF_SECONDS).
@@ -113,6 +116,18 @@ class HealthOmicsBaseTrigger(BaseEventTrigger):
 
     def past_deadline(self) -> bool:
         return self.deadline is not None and time.time() > self.deadline
+
+
+async def cancel_unless_fired(trigger: Any, fired: bool) -> None:
+    """cleanup() of a trigger that cancels remote work on a kill, for triggerers before Airflow 3.3.
+
+    Such a triggerer calls cleanup() however the trigger ended. One that fired its event is done;
+    otherwise its on_kill() runs, which cancels nothing while the task is still DEFERRED (a
+    triggerer shutdown or hand-over) and cancels the work once the task is not (a user's kill, a
+    timeout).
+    """
+    if not TRIGGERER_CALLS_ON_KILL and not fired:
+        await trigger.on_kill()
 
 
 async def task_is_deferred(trigger: Any) -> bool:

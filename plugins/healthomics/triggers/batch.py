@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
+from airflow.triggers.base import TriggerEvent
 from botocore.exceptions import ClientError
 
 from healthomics.hooks.omics import BATCH_CANCELLABLE_STATES, HealthOmicsHook
-from healthomics.triggers.base import shielded, task_is_deferred
+from healthomics.triggers.base import cancel_unless_fired, shielded, task_is_deferred
 
 
 class HealthOmicsBatchSubmissionTrigger(AwsBaseWaiterTrigger):
@@ -61,6 +63,15 @@ class HealthOmicsBatchSubmissionTrigger(AwsBaseWaiterTrigger):
         )
         self.batch_id = batch_id
         self.cancel_on_kill = cancel_on_kill
+        self.fired = False  # an event was made (see cleanup)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        async for event in super().run():
+            self.fired = True
+            yield event
+
+    async def cleanup(self) -> None:
+        await cancel_unless_fired(self, self.fired)
 
     def hook(self) -> HealthOmicsHook:
         # Built here rather than from ``aws_hook_class``: older amazon providers (MWAA's) lack it.

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.triggers.base import TaskFailedEvent, TaskSuccessEvent, TriggerEvent
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from healthomics.exceptions import failure_detail
 from healthomics.hooks.omics import (
@@ -33,7 +33,13 @@ from healthomics.hooks.omics import (
     run_summary,
 )
 from healthomics.links.omics import HealthOmicsRunLink
-from healthomics.triggers.base import HealthOmicsBaseTrigger, backoff, shielded, task_is_deferred
+from healthomics.triggers.base import (
+    HealthOmicsBaseTrigger,
+    backoff,
+    cancel_unless_fired,
+    shielded,
+    task_is_deferred,
+)
 from healthomics.triggers.sharing import TRIGGERER_SHARES_STREAMS, LocalSharedStream
 from healthomics.triggers.wake import pause
 
@@ -100,6 +106,7 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
         self.batch_id = batch_id
         self.list_since = list_since
         self.end_from_trigger = end_from_trigger
+        self.fired = False  # an event was made (see cleanup)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -145,7 +152,8 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
             while True:
                 try:
                     snapshot = await cls._list_runs(client, kwargs)
-                except ClientError as err:
+                except (ClientError, BotoCoreError) as err:
+                    # A lost connection or an expired credential must not end every wait of the batch.
                     if not is_throttling(err):
                         hook.log.warning("Shared ListRuns poll failed (%s); retrying", err)
                         yield {}  # subscribers fall back to GetRun for their own run
@@ -174,6 +182,8 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
             except ClientError as err:
                 if error_code(err) == "ResourceNotFoundException":
                     found[run_id] = {"id": run_id, "status": "DELETED", "statusMessage": "the run no longer exists"}
+            except BotoCoreError:
+                continue  # a lost connection: the next poll looks again
         return found
 
     @staticmethod
@@ -292,6 +302,7 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
         return self._event("failed", result, f"run {self.run_id} ended {status}" + (f" ({detail})" if detail else ""))
 
     def _event(self, status: str, run: dict[str, Any], message: str) -> TriggerEvent:
+        self.fired = True
         if not self.end_from_trigger or (status != "success" and self.resume_on_failure):
             return TriggerEvent({"status": status, "run": run, "message": message})
         if status == "success":
@@ -304,6 +315,9 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
         """The user killed the task: cancel the run, unless the task is in fact still deferred."""
         if self.cancel_on_kill:
             await shielded(self._cancel_run())
+
+    async def cleanup(self) -> None:
+        await cancel_unless_fired(self, self.fired)
 
     async def _cancel_run(self) -> None:
         if await task_is_deferred(self):

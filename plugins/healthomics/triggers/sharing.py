@@ -12,6 +12,7 @@ whole state of the group, so nothing is lost by skipping one.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import importlib.util
 import logging
 import weakref
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 TRIGGERER_SHARES_STREAMS = importlib.util.find_spec("airflow.triggers.shared_stream") is not None
 
 _NOTHING = object()
+
+
+class SharedPollError(RuntimeError):
+    """The poll a subscriber shared has ended (its cause is why)."""
 
 
 class _Subscriber:
@@ -65,7 +70,8 @@ class LocalSharedStream:
         stream = streams.get(key)
         if stream is None or stream.poll is None or stream.poll.done():
             stream = streams[key] = cls(key, open_stream)
-            stream.poll = asyncio.ensure_future(stream._run())
+            # In a context of its own: the poll outlives the subscriber that started it (and its log bindings).
+            stream.poll = asyncio.get_running_loop().create_task(stream._run(), context=contextvars.Context())
         subscriber = _Subscriber()
         if stream.latest is not _NOTHING:
             subscriber.offer(stream.latest)
@@ -74,9 +80,8 @@ class LocalSharedStream:
             while True:
                 snapshot = await subscriber.take()
                 if snapshot is _NOTHING:  # the poll ended
-                    if stream.error is not None:
-                        raise stream.error
-                    return
+                    # A new exception each: one raised N times would carry N subscribers' frames.
+                    raise SharedPollError(f"the shared poll {stream.key!r} ended: {stream.error}") from stream.error
                 yield snapshot
         finally:
             stream.subscribers.discard(subscriber)
@@ -95,7 +100,7 @@ class LocalSharedStream:
             log.warning("Shared poll %r failed: %s", self.key, err)
             self.error = err
         else:
-            self.error = RuntimeError(f"shared poll {self.key!r} ended")
+            self.error = RuntimeError("its stream returned")
         for subscriber in self.subscribers:
             subscriber.offer(_NOTHING)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from healthomics.triggers.sharing import LocalSharedStream
+from healthomics.triggers.sharing import LocalSharedStream, SharedPollError
 
 
 class Poll:
@@ -94,10 +94,15 @@ def test_a_failed_poll_fails_every_subscriber_and_the_next_subscriber_starts_a_n
         streams = [LocalSharedStream.join("key", poll.stream) for _ in range(2)]
         readers = [asyncio.ensure_future(take(s, 1)) for s in streams]
         await settle()
-        await poll.feed.put(RuntimeError("AccessDeniedException"))
+        cause = RuntimeError("AccessDeniedException")
+        await poll.feed.put(cause)
+        raised = []
         for reader in readers:
-            with pytest.raises(RuntimeError, match="AccessDeniedException"):
+            with pytest.raises(SharedPollError, match="AccessDeniedException") as error:
                 await reader
+            raised.append(error.value)
+        # Each subscriber its own exception (one raised twice would carry both tracebacks), the cause kept.
+        assert raised[0] is not raised[1] and all(e.__cause__ is cause for e in raised)
         async with aclosing(LocalSharedStream.join("key", poll.stream)) as again:
             await poll.feed.put({"n": 1})
             assert await anext(again) == {"n": 1}
