@@ -43,18 +43,20 @@ def check_workflows(manifest: FlowcellManifest, omics: HealthOmicsHook) -> list[
         templates[workflow_id, workflow_type] = dict(found) if found is not None else None
         return templates[workflow_id, workflow_type]
 
+    # GetWorkflow answers for the workflow's default version: a run of a named version is checked
+    # for the workflow's existence only, not against another version's parameters.
     if manifest.stages:
         for stage in manifest.stages:
             where = f"stage {stage.name}"
             template = template_of(where, stage.workflow_id, stage.workflow_type)
-            if template is not None:
+            if template is not None and not stage.workflow_version_name:
                 problems += _parameter_problems(where, stage.workflow_id, template, set(stage.parameters))
     else:
         for workflow_id in sorted({s.workflow_id for s in manifest.samples}):
             template_of("workflow", workflow_id, manifest.defaults.workflow_type)
         for sample in manifest.samples:
             template = templates.get((sample.workflow_id, manifest.defaults.workflow_type))
-            if template is not None:
+            if template is not None and not manifest.defaults.workflow_version_name:
                 given = set(sample.parameters)
                 problems += _parameter_problems(f"sample {sample.sample_id}", sample.workflow_id, template, given)
     if manifest.qc:

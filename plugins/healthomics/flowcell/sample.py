@@ -35,7 +35,7 @@ def last_submission(
     (Airflow before 3.3), on any try after the first (a clear, a retry) the run batch's attempt 1 as
     the first try recorded it. From there a failed run moves on to attempt 2, whose deterministic
     ``requestId`` finds any run a previous clear started, exactly as with the store."""
-    last = journal.last()
+    last = journal.last(key)  # a record for another key (the manifest changed under the task) is not ours
     if last is None and not journal.keeps_records and try_number > 1 and (batch_run or submission_failure):
         return Submission(key, 1, external_id=str(batch_run["id"]) if batch_run else None)
     return last

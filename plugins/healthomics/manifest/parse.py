@@ -399,7 +399,8 @@ def _parse_pipeline(
         problems.add("manifest", "workflow", "a pipeline names its workflows per stage: remove workflow")
     if options.workflow_id:
         problems.add("params", "workflow_id", "the manifest has stages: a workflow_id parameter cannot replace them")
-    for location, field_name, message in pipeline_problems(documents):
+    graph_problems = pipeline_problems(documents)
+    for location, field_name, message in graph_problems:
         problems.add(location, field_name, message)
     order, _ = topological_order(stage_needs(documents))
     needs = stage_needs(documents)
@@ -428,22 +429,29 @@ def _parse_pipeline(
                 "location": where,
             }
         )
+    # S3 locations written into the stages' templates themselves (a reference genome, say) are inputs too.
+    stage_inputs = {uri for stage in stages for uri in _s3_values(stage["parameters"]) if "{" not in uri}
+    for stage in stages:
+        for uri in sorted(u for u in _s3_values(stage["parameters"]) if "{" not in u):
+            problems.s3_uri(uri, f"{stage['location']}.parameters", None, need_key=True)
     first = stages[0] if stages else None
     samples = []
     for index, entry in enumerate(document["samples"]):
         where = f"samples[{index}]"
         if entry.get("workflow_id"):
             problems.add(where, "workflow_id", "the manifest has stages: workflows are named per stage")
+        if entry.get("output_uri"):
+            problems.add(where, "output_uri", "the manifest has stages: output locations are set per stage (run)")
         fields = {**default_parameters, **entry.get("parameters", {}), "sample_id": entry["sample_id"]}
         for stage in stages:
             for path, message in field_problems(stage["parameters"], fields):
                 problems.add(where, f"stage {stage['name']} {path}", message)
-        inputs = sorted(_s3_values(fields))
-        for uri in inputs:
+        for uri in sorted(_s3_values(fields)):
             problems.s3_uri(uri, f"{where}.parameters", None, need_key=True)
+        inputs = sorted(_s3_values(fields) | stage_inputs)
         parameters: dict[str, Any] = {}
-        if first is not None and not field_problems(first["parameters"], fields):
-            parameters = render(first["parameters"], fields, {})
+        if first is not None and not graph_problems and not field_problems(first["parameters"], fields):
+            parameters = render(first["parameters"], fields, {})  # a first stage reads no other stage
         samples.append(
             {
                 "sample_id": entry["sample_id"],
@@ -762,6 +770,8 @@ def parse_manifest(
     if topic is not None and (not isinstance(topic, str) or not SNS_TOPIC_ARN.fullmatch(topic)):
         where = "params" if options.sns_topic_arn else "notification"
         problems.add(where, "sns_topic_arn", f"not an SNS topic ARN: {shown(topic)}")
+    for stage in parsed.get("stages", [])[1:]:  # the first stage's output is the samples' (checked with them)
+        _check_allowed(stage.get("output_uri"), prefixes, options, stage["location"], "run.output_uri", problems)
     qc = parsed.get("qc")
     if qc is not None:
         _check_allowed(qc.get("output_uri"), prefixes, options, "qc", "output_uri", problems)

@@ -242,3 +242,35 @@ def test_rendering_fills_every_known_field_and_keeps_whole_values_as_they_are(
     assert rendered["whole"] == fields[name]
     assert rendered["inside"] == f"{prefix}{fields[name]}"
     assert rendered["list"] == [fields[name], 3] and rendered["n"] is None
+
+
+def test_a_broken_graph_is_listed_even_when_the_first_stage_reads_another() -> None:
+    """The first stage in order is rendered for the samples only once the graph is sound."""
+    stages = [
+        {"name": "a", "needs": ["b"], "workflow": {"id": "1"}, "parameters": {"x": "{stages.b.run_id}"}},
+        {"name": "b", "needs": ["a"], "workflow": {"id": "2"}, "parameters": {"y": "{stages.a.run_id}"}},
+    ]
+    assert "stages, needs: cycle: a -> b -> a" in problems_of(pipeline(stages=stages))
+    lone = [{"name": "a", "workflow": {"id": "1"}, "parameters": {"x": "{stages.ghost.outputs.k}"}}]
+    assert problems_of(pipeline(stages=lone)) == [
+        "stages[0], parameters.x: {stages.ghost.outputs.k} names unknown stage 'ghost'"
+    ]
+
+
+def test_stage_outputs_obey_the_allowed_prefixes_and_stage_literals_are_inputs() -> None:
+    doc = pipeline()
+    doc["stages"][1]["run"]["output_uri"] = "s3://elsewhere/calls"
+    doc["stages"][2]["parameters"]["db"] = "s3://lab-ref/dbsnp.vcf.gz"
+    doc["samples"][0]["output_uri"] = "s3://lab-output/S1"
+    found = problems_of(doc, ManifestOptions(allowed_output_prefixes=["s3://lab-output/", "s3://lab-qc/"]))
+    assert found == [
+        "samples[0], output_uri: the manifest has stages: output locations are set per stage (run)",
+        "stages[1], run.output_uri: 's3://elsewhere/calls' is outside the allowed output prefixes "
+        "('s3://lab-output/', 's3://lab-qc/')",
+    ]
+    del doc["samples"][0]["output_uri"]
+    manifest = parse_manifest(doc, ManifestOptions())
+    assert (
+        "s3://lab-ref/dbsnp.vcf.gz" in manifest.samples[0].inputs
+        and "s3://lab-ref/dbsnp.vcf.gz" in manifest.samples[1].inputs
+    )
