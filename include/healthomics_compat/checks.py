@@ -40,12 +40,18 @@ print(json.dumps({
 """
 
 # The unit tier; the flowcell end to end on the local stack with dag.test(); and in a real Airflow of
-# the set (scheduler, triggerer, dag-processor, api-server as processes) a flowcell whose failed
-# sample is cleared and runs again, where the triggerer's shared streams and the task state store differ.
+# the set (scheduler, triggerer, dag-processor, api-server as processes), where the triggerer and the
+# task state store differ by release: a flowcell whose failed sample is cleared and runs again, and
+# deferred waits that end their task, are killed (the run is cancelled) or survive a triggerer restart.
 SUITES = {
     "unit": ["-m", "unit", "tests/unit"],
     "flowcell": ["-m", "integration", "tests/integration/test_flowcell_dag.py"],
-    "cluster": ["-m", "cluster", "tests/integration/test_flowcell_cluster.py"],
+    "cluster": [
+        "-m",
+        "cluster",
+        "tests/integration/test_flowcell_cluster.py",
+        "tests/integration/healthomics/test_real_triggerer.py",
+    ],
 }
 
 
