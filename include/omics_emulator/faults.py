@@ -8,6 +8,8 @@ Rules are JSON objects posted to ``/_emulator/faults``:
     given reason; ``times`` bounds how many runs the rule hits (default: all).
 ``{"action": "hang", "match": {...}}``
     Matching runs stay RUNNING until cancelled or until the maximum run duration.
+``{"action": "slow", "match": {...}, "factor": 10}``
+    Matching runs run ``factor`` times as long (a sample with ten times the reads).
 ``{"action": "fail_submission", "match": {"runSettingId": "S7"}, "code": "ValidationException",
 "message": "..."}``
     Batch entries that match are not submitted (submissionStatus FAILED).
@@ -30,7 +32,7 @@ from typing import Any
 
 from .errors import ERROR_STATUS, OmicsError
 
-ACTIONS = ("fail", "hang", "fail_submission", "error")
+ACTIONS = ("fail", "hang", "slow", "fail_submission", "error")
 INJECTABLE_ERRORS = (
     "ThrottlingException",
     "InternalServerException",
@@ -52,6 +54,7 @@ class FaultRule:
     status_message: str = ""
     phase: str = "RUNNING"
     rate: float = 1.0
+    factor: float = 1.0
     times: int | None = None
     applied: int = 0
     id: str = ""
@@ -79,6 +82,7 @@ class FaultRule:
             status_message=body.get("statusMessage", ""),
             phase=body.get("phase", "RUNNING"),
             rate=float(body.get("rate", 1.0)),
+            factor=float(body.get("factor", 1.0)),
             times=body.get("times"),
             id=rule_id,
         )
@@ -92,6 +96,8 @@ class FaultRule:
                 raise ValueError(f"unknown error code {rule.code}")
         if action == "fail" and rule.phase not in ("STARTING", "RUNNING"):
             raise ValueError("phase must be STARTING or RUNNING")
+        if rule.factor <= 0:
+            raise ValueError("factor must be above 0")
         if not 0.0 <= rule.rate <= 1.0:
             raise ValueError("rate must be within [0, 1]")
         return rule
@@ -108,6 +114,7 @@ class FaultRule:
             "statusMessage": self.status_message,
             "phase": self.phase,
             "rate": self.rate,
+            "factor": self.factor,
             "times": self.times,
             "applied": self.applied,
         }

@@ -124,16 +124,17 @@ class RunService(WorkflowService):
         if run.cache_id and self._cache_key(run) in self._cache_entries:
             plan.cache_hit = True
             durations["RUNNING"] *= self.config.cache_hit_factor
-        rule = self.faults.pick(
-            ("fail", "hang"),
-            {
-                "name": run.name,
-                "runSettingId": run.run_setting_id,
-                "workflowId": run.workflow_id,
-                "requestId": run.request_id,
-                "tags": run.tags,
-            },
-        )
+        attributes = {
+            "name": run.name,
+            "runSettingId": run.run_setting_id,
+            "workflowId": run.workflow_id,
+            "requestId": run.request_id,
+            "tags": run.tags,
+        }
+        slow = self.faults.pick(("slow",), attributes)
+        if slow is not None:
+            durations["RUNNING"] *= slow.factor
+        rule = self.faults.pick(("fail", "hang"), attributes)
         if rule is not None:
             plan.fate = rule.action
             plan.fail_phase = rule.phase

@@ -35,6 +35,7 @@ CALLBACK_CONN_ID = "healthomics_callback"
 # -- DAGs --------------------------------------------------------------------------------------
 
 FLOWCELL_DAG_ID = "healthomics_flowcell"
+PIPELINE_DAG_ID = "healthomics_pipeline"
 # default_args of every DAG of the package. Each task is safe to run again (idempotent by
 # construction), so a lost worker, a restarted component or S3 down for a minute costs a
 # retry, not the DAG run; invalid input fails at once (AirflowFailException) all the same.
@@ -121,6 +122,12 @@ OPTIONS: dict[str, Option] = {
         default="900",
         type="integer",
     ),
+    "pipeline_stages": Option(
+        "Stage tasks per sample in healthomics_pipeline: the most stages a manifest may chain. Read when the "
+        "DAG is parsed; a sample's unused stage tasks are skipped.",
+        default="4",
+        type="integer",
+    ),
     "sweep_schedule": Option("When healthomics_manifest_sweep lists the prefix (cron or preset).", default="@hourly"),
     "sweep_poke_seconds": Option("Seconds between the sweep sensor's listings.", default="60", type="float"),
 }
@@ -144,6 +151,10 @@ def poll_seconds() -> float:
 
 def max_active_flowcells() -> int:
     return int(_number("max_active_flowcells"))
+
+
+def pipeline_stages() -> int:
+    return max(1, int(_number("pipeline_stages")))
 
 
 def manifest_visibility_seconds() -> int:

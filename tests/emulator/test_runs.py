@@ -89,6 +89,19 @@ def test_fault_rule_limited_to_one_run(omics: Any, emulator: EmulatorAdmin, star
     assert emulator.faults()[0]["applied"] == 1
 
 
+def test_a_slow_run_runs_factor_times_as_long(omics: Any, emulator: EmulatorAdmin, start_run: Any) -> None:
+    emulator.add_fault(action="slow", match={"name": "NA12878$"}, factor=10)
+    slow = start_run()
+    normal = start_run(name="NA12891")
+    emulator.advance(2 * 3600)  # pending, starting, about an hour running, stopping
+    assert omics.get_run(id=normal["id"])["status"] == "COMPLETED"
+    assert omics.get_run(id=slow["id"])["status"] == "RUNNING"
+    emulator.advance(12 * 3600)
+    finished = omics.get_run(id=slow["id"])
+    assert finished["status"] == "COMPLETED"
+    assert (finished["stopTime"] - finished["startTime"]).total_seconds() > 9 * 3600
+
+
 def test_hanging_run_times_out_after_the_maximum_run_duration(
     omics: Any, emulator: EmulatorAdmin, start_run: Any
 ) -> None:

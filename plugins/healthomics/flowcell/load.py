@@ -17,16 +17,17 @@ from healthomics.flowcell.plan import (
     BATCH,
     PER_SAMPLE,
     batch_groups,
+    pipeline_inputs,
     sample_entries,
     select_samples,
     slim_entries,
     submission_problems,
 )
-from healthomics.flowcell.task_ids import PROBLEMS_XCOM, START_REQUESTS_XCOM
+from healthomics.flowcell.task_ids import PIPELINE_XCOM, PROBLEMS_XCOM, STAGE_INPUTS_XCOM, START_REQUESTS_XCOM
 from healthomics.hooks.omics import HealthOmicsHook
 from healthomics.manifest import FlowcellManifest, ManifestError, ManifestOptions, parse_manifest
 from healthomics.manifest.model import MAX_MANIFEST_BYTES, Problem
-from healthomics.settings import AWS_CONN_ID, VAR_ROLE_ARN, VAR_SNS_TOPIC, allowed_output_prefixes
+from healthomics.settings import AWS_CONN_ID, PIPELINE_DAG_ID, VAR_ROLE_ARN, VAR_SNS_TOPIC, allowed_output_prefixes
 from healthomics.utils.s3 import InvalidS3UriError, parse_s3_uri
 from healthomics.utils.text import cut
 
@@ -90,8 +91,29 @@ def manifest_options(params: dict[str, Any]) -> ManifestOptions:
     )
 
 
-def load_manifest(**context: Any) -> dict[str, Any]:
-    """Read and validate the whole manifest (and its workflows and inputs); return the plan."""
+def stage_problem(manifest: FlowcellManifest, stage_slots: int | None) -> Problem | None:
+    """Why this DAG cannot run the manifest's pipeline, if it cannot: it has ``stage_slots`` stage
+    tasks per sample (None: one task per sample, no stages)."""
+    if not manifest.stages or (stage_slots is not None and len(manifest.stages) <= stage_slots):
+        return None
+    chain = " -> ".join(stage.name for stage in manifest.stages)
+    if stage_slots is None:
+        message = (
+            f"a pipeline of stages ({chain}): this DAG runs one workflow per sample; run it with {PIPELINE_DAG_ID}"
+        )
+    else:
+        message = (
+            f"{len(manifest.stages)} stages ({chain}); this deployment runs at most {stage_slots} per sample "
+            "([healthomics] pipeline_stages)"
+        )
+    return Problem(location="manifest", field="stages", message=message)
+
+
+def load_manifest(stage_slots: int | None = None, **context: Any) -> dict[str, Any]:
+    """Read and validate the whole manifest (and its workflows and inputs); return the plan.
+
+    :param stage_slots: the stage tasks per sample of a pipeline DAG; None for one task per sample.
+    """
     params = context["params"]
     aws_conn_id = AWS_CONN_ID
     try:
@@ -106,17 +128,14 @@ def load_manifest(**context: Any) -> dict[str, Any]:
     mode = params.get("submission_mode", BATCH)
     try:
         manifest = select_samples(parse_manifest(raw, options, source), params.get("samples"), params.get("reuse_runs"))
-        if manifest.stages:
-            # Parsed and checked, but not run yet: starting only the first stage would drop the others.
-            stages = " -> ".join(stage.name for stage in manifest.stages)
-            message = f"a pipeline of stages ({stages}): this DAG runs one workflow per sample; give it `workflow`"
-            raise ManifestError([Problem(location="manifest", field="stages", message=message)], source)
-        if mode == BATCH and manifest.defaults.workflow_type == "READY2RUN":
+        if mode == BATCH and manifest.first_run_defaults().workflow_type == "READY2RUN":
             log.warning("Ready2Run workflows cannot run in a batch: submitting one run per sample")
             mode = PER_SAMPLE
         batches = batch_groups(dag_id, manifest, exclude=set(reuse), rerun_key=rerun_key) if mode == BATCH else []
         # What the service would refuse is found here, before a paid run starts, not by the service.
         problems = submission_problems(dag_id, manifest, batches, rerun_key)
+        refused = stage_problem(manifest, stage_slots)  # running only some stages would drop the others
+        problems += [refused] if refused else []
         if problems:
             raise ManifestError(problems, source)
         problems = check_workflows(manifest, HealthOmicsHook(aws_conn_id=aws_conn_id))
@@ -139,6 +158,7 @@ def load_manifest(**context: Any) -> dict[str, Any]:
         "sample_ids": [s.sample_id for s in manifest.samples],
         "reuse_runs": reuse,
         "rerun_key": rerun_key,
+        "stage_slots": stage_slots,
     }
     log.info(
         "Flowcell %s: %d samples, %s submission%s, workflows %s%s",
@@ -194,4 +214,8 @@ def entries_for_samples(plan: dict[str, Any], submitted: Any, **context: Any) ->
     )
     slim, start_requests = slim_entries(entries)
     context["ti"].xcom_push(key=START_REQUESTS_XCOM, value=start_requests)
+    if manifest.stages:
+        pipeline, stage_inputs = pipeline_inputs(context["ti"].dag_id, manifest, plan.get("rerun_key"))
+        context["ti"].xcom_push(key=PIPELINE_XCOM, value=pipeline)
+        context["ti"].xcom_push(key=STAGE_INPUTS_XCOM, value=stage_inputs)
     return slim

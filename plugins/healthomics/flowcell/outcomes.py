@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from healthomics.manifest.model import QcPolicy
@@ -25,6 +25,9 @@ class SampleOutcome:
     message: str | None = None
     start_time: str | None = None
     stop_time: str | None = None
+    # In a pipeline: the stage the sample stopped at (or its last), and each stage's own outcome.
+    stage: str | None = None
+    stages: list[SampleOutcome] = field(default_factory=list)
 
     @property
     def completed(self) -> bool:
@@ -39,7 +42,9 @@ class SampleOutcome:
         return (stop - start).total_seconds()
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "duration_seconds": self.duration_seconds}
+        document = {**asdict(self), "duration_seconds": self.duration_seconds}
+        document["stages"] = [stage.as_dict() for stage in self.stages]
+        return document
 
 
 def collect_outcomes(
@@ -85,6 +90,29 @@ def collect_outcomes(
             outcomes.append(SampleOutcome(sample_id, "RUNNING", message=f"sample task still {state}"))
         else:
             outcomes.append(SampleOutcome(sample_id, NOT_RUN, message=f"sample task {state or 'not started'}"))
+    return outcomes
+
+
+def pipeline_outcomes(stage_names: list[str | None], per_stage: list[list[SampleOutcome]]) -> list[SampleOutcome]:
+    """Each sample's outcome over its pipeline, from each stage's outcomes (``per_stage[k][i]``: stage
+    *k*, sample *i*): the first stage that did not complete decides, the later ones did not run
+    because of it; a sample that completed every stage is its last stage's outcome. Its time
+    runs from its first stage's start."""
+    outcomes = []
+    for index in range(len(per_stage[0]) if per_stage else 0):
+        stages: list[SampleOutcome] = []
+        stopped: SampleOutcome | None = None
+        for name, outcomes_of_stage in zip(stage_names, per_stage, strict=True):
+            stage = outcomes_of_stage[index]
+            stage.stage = name
+            if stopped is not None and stage.status == NOT_RUN:
+                stage.message = f"stage {stopped.stage} did not complete"
+            stages.append(stage)
+            if stopped is None and not stage.completed:
+                stopped = stage
+        # The sample's time runs from its first stage's start to where it stopped.
+        final = replace(stopped or stages[-1], start_time=stages[0].start_time, stages=stages)
+        outcomes.append(final)
     return outcomes
 
 

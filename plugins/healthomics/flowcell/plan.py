@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from healthomics.manifest.model import FlowcellManifest, ManifestError, Problem, Sample
+from healthomics.manifest.model import FlowcellManifest, ManifestError, Problem, RunDefaults, Sample, Stage
+from healthomics.manifest.pipeline import StageResult, render
 from healthomics.utils.idempotency import TAG_ATTEMPT, TAG_DAG_ID, TAG_DAG_RUN_ID, TAG_KEY, TAG_TASK_ID, request_id
 from healthomics.utils.service_model import omics_model, request_problems, shape_problems
 from healthomics.utils.text import shown
@@ -16,6 +18,7 @@ SUBMISSION_MODES = (BATCH, PER_SAMPLE)
 TAG_FLOWCELL = "flowcell"
 TAG_SAMPLE = "sample"
 TAG_STEP = "step"
+TAG_STAGE = "stage"  # a pipeline's stage name
 # The run options of the QC run taken from the manifest's run defaults.
 QC_RUN_OPTIONS = ("storageType", "logLevel", "retentionMode")
 # Stands in for the tags the submitters add to a run (provenance, attempt), at their longest,
@@ -63,23 +66,88 @@ def select_samples(
     return manifest.model_copy(update={"samples": [s for s in manifest.samples if s.sample_id in chosen]})
 
 
+def run_name(flowcell_id: str, sample_id: str, given: str | None = None, stage: str | None = None) -> str:
+    """A run's name: the sample's own, or ``<flowcell>-<sample>``; a pipeline's stage name after it."""
+    name = given or f"{flowcell_id}-{sample_id}"
+    return (f"{name}-{stage}" if stage else name)[:128]
+
+
 def run_request(manifest: FlowcellManifest, sample: Sample) -> dict[str, Any]:
-    """The StartRun request for one sample (no requestId; the submitter derives it)."""
+    """The StartRun request for one sample (with stages: its first stage's; no requestId, the submitter
+    derives it)."""
+    defaults = manifest.first_run_defaults()
+    stage = manifest.stages[0].name if manifest.stages else None
     request: dict[str, Any] = {
-        **manifest.defaults.run_fields(),
+        **defaults.run_fields(),
         "workflowId": sample.workflow_id,
         "outputUri": sample.output_uri,
-        "name": (sample.name or f"{manifest.flowcell_id}-{sample.sample_id}")[:128],
+        "name": run_name(manifest.flowcell_id, sample.sample_id, sample.name, stage),
         "parameters": sample.parameters,
         "tags": {
-            **manifest.defaults.tags,
+            **defaults.tags,
             **sample.tags,
             TAG_FLOWCELL: manifest.flowcell_id,
             TAG_SAMPLE: sample.sample_id,
+            **({TAG_STAGE: stage} if stage else {}),
         },
     }
     if sample.priority is not None:
         request["priority"] = sample.priority
+    return request
+
+
+def stage_key(sample_key: str, stage: str) -> str:
+    """Idempotency key of a sample's run of a pipeline stage after the first (the first has the sample's)."""
+    return f"{sample_key}/stage-{stage}"
+
+
+def pipeline_inputs(
+    dag_id: str, manifest: FlowcellManifest, rerun_key: str | None = None
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """What the stage tasks after the first read: the pipeline (stages, run defaults; small) and,
+    per sample, its template fields, tags, priority, run name and idempotency key."""
+    pipeline = {
+        "flowcell_id": manifest.flowcell_id,
+        "defaults": manifest.defaults.model_dump(mode="json"),
+        "stages": [stage.model_dump(mode="json") for stage in manifest.stages],
+    }
+    samples = {
+        s.sample_id: {
+            "fields": s.fields,
+            "tags": s.tags,
+            "priority": s.priority,
+            "name": s.name,
+            "idempotency_key": sample_key(dag_id, manifest, s.sample_id, rerun_key),
+        }
+        for s in manifest.samples
+    }
+    return pipeline, samples
+
+
+def stage_request(
+    pipeline: Mapping[str, Any], number: int, sample_id: str, sample: Mapping[str, Any], done: Mapping[str, StageResult]
+) -> dict[str, Any]:
+    """The StartRun request of a sample's ``number``-th stage (1-based), its templates filled from the
+    sample's fields and the stage runs in ``done``; raises TemplateError if a value is not there."""
+    stage = Stage(**pipeline["stages"][number - 1])
+    defaults = stage.run_defaults(RunDefaults(**pipeline["defaults"]))
+    flowcell_id = str(pipeline["flowcell_id"])
+    request: dict[str, Any] = {
+        **defaults.run_fields(),
+        "workflowId": stage.workflow_id,
+        "outputUri": stage.output_uri,
+        "name": run_name(flowcell_id, sample_id, sample.get("name"), stage.name),
+        "parameters": render(stage.parameters, sample.get("fields", {}), done),
+        "tags": {
+            **defaults.tags,
+            **sample.get("tags", {}),
+            TAG_FLOWCELL: flowcell_id,
+            TAG_SAMPLE: sample_id,
+            TAG_STAGE: stage.name,
+        },
+    }
+    if sample.get("priority") is not None:
+        request["priority"] = sample["priority"]
     return request
 
 
@@ -96,11 +164,12 @@ def batch_groups(
         if sample.sample_id not in (exclude or set()):
             by_workflow.setdefault(sample.workflow_id, []).append(sample)
     groups = []
+    defaults = manifest.first_run_defaults()
     for workflow_id, samples in sorted(by_workflow.items()):
         default_run_setting = {
-            **manifest.defaults.run_fields(),
+            **defaults.run_fields(),
             "workflowId": workflow_id,
-            "runTags": {**manifest.defaults.tags, TAG_FLOWCELL: manifest.flowcell_id},
+            "runTags": {**defaults.tags, TAG_FLOWCELL: manifest.flowcell_id},
         }
         run_settings = []
         for sample in samples:
@@ -110,7 +179,10 @@ def batch_groups(
                 "name": request["name"],
                 "outputUri": sample.output_uri,
                 "parameters": sample.parameters,
-                "runTags": {**sample.tags, TAG_SAMPLE: sample.sample_id},
+                "runTags": {
+                    **sample.tags,
+                    **{k: request["tags"][k] for k in (TAG_SAMPLE, TAG_STAGE) if k in request["tags"]},
+                },
             }
             if sample.priority is not None:
                 setting["priority"] = sample.priority

@@ -10,9 +10,17 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 
 from healthomics.exceptions import failure_detail
-from healthomics.flowcell.outcomes import SampleOutcome, collect_outcomes, evaluate_policy
+from healthomics.flowcell.outcomes import SampleOutcome, collect_outcomes, evaluate_policy, pipeline_outcomes
 from healthomics.flowcell.plan import qc_run, qc_samples_uri
-from healthomics.flowcell.task_ids import FAILURE_XCOM, LOAD_TASK, POLICY_XCOM, QC_GATE_TASK, QC_TASK, SAMPLE_TASK
+from healthomics.flowcell.task_ids import (
+    FAILURE_XCOM,
+    LOAD_TASK,
+    POLICY_XCOM,
+    QC_GATE_TASK,
+    QC_TASK,
+    SAMPLE_TASK,
+    stage_task_id,
+)
 from healthomics.manifest import FlowcellManifest
 from healthomics.settings import AWS_CONN_ID
 from healthomics.utils.idempotency import fingerprint
@@ -22,12 +30,11 @@ from healthomics.utils.xcom import task_states, xcom_document
 log = logging.getLogger(__name__)
 
 
-def _pull_mapped(context: dict[str, Any], key: str) -> list[dict[str, Any]]:
-    """Every value of ``key`` the mapped sample tasks left, in one pull (each carries its sample id).
-
-    Without ``map_indexes`` Airflow returns what exists; a single value comes back bare.
+def _pull_mapped(context: dict[str, Any], task_id: str, key: str) -> list[dict[str, Any]]:
+    """Every value of ``key`` the mapped sample tasks ``task_id`` left, in one pull (each carries its
+    sample id). Without ``map_indexes`` Airflow returns what exists; a single value comes back bare.
     """
-    pulled = context["ti"].xcom_pull(task_ids=SAMPLE_TASK, key=key)
+    pulled = context["ti"].xcom_pull(task_ids=task_id, key=key)
     if pulled is None:
         return []
     values = [pulled] if isinstance(pulled, dict | str) else list(pulled)
@@ -35,20 +42,41 @@ def _pull_mapped(context: dict[str, Any], key: str) -> list[dict[str, Any]]:
     return [d for d in documents if isinstance(d, dict) and d.get("sample_id")]
 
 
-def sample_outcomes(plan: dict[str, Any], context: dict[str, Any]) -> list[SampleOutcome]:
-    """Each sample's outcome, read from the mapped sample tasks' states and XComs."""
+def sample_task_ids(plan: dict[str, Any]) -> list[str]:
+    """The tasks a sample's runs are in: the one sample task, or (a pipeline DAG) one per stage."""
+    if plan.get("stage_slots") is None:
+        return [SAMPLE_TASK]
+    return [stage_task_id(n) for n in range(1, max(1, len(plan["manifest"].get("stages") or [])) + 1)]
+
+
+def task_outcomes(
+    plan: dict[str, Any], context: dict[str, Any], task_id: str, states: dict[str, Any]
+) -> list[SampleOutcome]:
+    """Each sample's outcome in the mapped task ``task_id``, from its state and XComs."""
     sample_ids = plan["sample_ids"]
-    if plan["dry_run"]:
-        return [SampleOutcome(s, "NOT_RUN", message="dry run") for s in sample_ids]
-    results = {r["sample_id"]: r for r in _pull_mapped(context, "return_value")}
-    failures = {f["sample_id"]: f for f in _pull_mapped(context, FAILURE_XCOM)}
-    states = task_states(context, [SAMPLE_TASK])
+    results = {r["sample_id"]: r for r in _pull_mapped(context, task_id, "return_value")}
+    failures = {f["sample_id"]: f for f in _pull_mapped(context, task_id, FAILURE_XCOM)}
     return collect_outcomes(
         sample_ids,
         [results.get(s) for s in sample_ids],
         [failures.get(s) for s in sample_ids],
-        [states.get(f"{SAMPLE_TASK}_{i}") for i in range(len(sample_ids))],
+        [states.get(f"{task_id}_{i}") for i in range(len(sample_ids))],
     )
+
+
+def sample_outcomes(plan: dict[str, Any], context: dict[str, Any]) -> list[SampleOutcome]:
+    """Each sample's outcome, read from the mapped sample tasks' states and XComs (over every stage
+    of a pipeline: see :func:`~healthomics.flowcell.outcomes.pipeline_outcomes`)."""
+    sample_ids = plan["sample_ids"]
+    if plan["dry_run"]:
+        return [SampleOutcome(s, "NOT_RUN", message="dry run") for s in sample_ids]
+    task_ids = sample_task_ids(plan)
+    states = task_states(context, task_ids)
+    per_task = [task_outcomes(plan, context, task_id, states) for task_id in task_ids]
+    if plan.get("stage_slots") is None:
+        return per_task[0]
+    names = [stage["name"] for stage in plan["manifest"].get("stages") or []] or [None]
+    return pipeline_outcomes(names, per_task)
 
 
 def plan_of(context: dict[str, Any]) -> dict[str, Any] | None:
@@ -74,7 +102,18 @@ def qc_gate(**context: Any) -> dict[str, Any]:
         raise AirflowFailException(f"QC policy not met: {decision.explanation}")
     log.info("QC policy met: %s", decision.explanation)
     completed = [
-        {"sample_id": o.sample_id, "run_id": o.run_id, "run_uuid": o.uuid, "output_uri": o.run_output_uri}
+        {
+            "sample_id": o.sample_id,
+            "run_id": o.run_id,
+            "run_uuid": o.uuid,
+            "output_uri": o.run_output_uri,
+            # A pipeline's sample: its final stage above, every stage's run by name here.
+            **(
+                {"stages": {s.stage: {"run_id": s.run_id, "output_uri": s.run_output_uri} for s in o.stages}}
+                if o.stages
+                else {}
+            ),
+        }
         for o in outcomes
         if o.completed
     ]

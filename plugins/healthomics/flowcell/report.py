@@ -45,11 +45,21 @@ def build_report(
         },
         "submission_mode": plan["mode"],
         "counts": dict(sorted(counts.items())),
-        "samples": [
-            {**o.as_dict(), "links": run_links(region, partition, o.run_id, o.run_output_uri)} for o in outcomes
-        ],
+        "samples": [_with_links(o.as_dict(), region, partition) for o in outcomes],
+        # A pipeline: how far the samples got, stage by stage.
+        "stage_counts": {
+            name: dict(sorted(Counter(s.status for o in outcomes for s in o.stages if s.stage == name).items()))
+            for name in dict.fromkeys(s.stage for o in outcomes for s in o.stages)
+        },
         "qc": {**qc, "links": run_links(region, partition, qc.get("run_id"), qc.get("run_output_uri"))},
     }
+
+
+def _with_links(sample: dict[str, Any], region: str, partition: str) -> dict[str, Any]:
+    """A sample's row (and each of its stages) with the run's console, log and output links."""
+    stages = [_with_links(stage, region, partition) for stage in sample.get("stages", [])]
+    links = run_links(region, partition, sample.get("run_id"), sample.get("run_output_uri"))
+    return {**sample, "stages": stages, "links": links}
 
 
 def invalid_manifest_report(
@@ -78,6 +88,13 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
+def _stage_cell(stage: dict[str, Any]) -> str:
+    """One stage of a sample in the text report: name, status, run, duration."""
+    run = f" run {stage['run_id']}" if stage.get("run_id") else ""
+    duration = f" {_duration(stage['duration_seconds'])}" if stage.get("duration_seconds") is not None else ""
+    return f"{stage['stage']} {stage['status']}{run}{duration}"
+
+
 def render_text(report: dict[str, Any]) -> str:
     """A plain-text version for email (SNS) and logs."""
     samples = report["samples"]
@@ -104,10 +121,19 @@ def render_text(report: dict[str, Any]) -> str:
     lines.append(f"{'sample':<{width}}  {'run id':<9}  {'status':<13}  {'duration':>8}  {'try':>3}  message")
     for s in samples:
         message = failure_detail(s.get("failure_reason"), s.get("message"))
+        if s.get("stage") and s["status"] != "COMPLETED":
+            message = f"stage {s['stage']}: {message}"
         lines.append(
             f"{s['sample_id']:<{width}}  {s.get('run_id') or '-':<9}  {s['status']:<13}  "
             f"{_duration(s.get('duration_seconds')):>8}  {s.get('attempt') or '-':>3}  {message[:100]}"
         )
+    if report.get("stage_counts"):
+        lines += ["", "Stages:"]
+        for name, counts in report["stage_counts"].items():
+            lines.append(f"  {name}: " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+        lines.append("")
+        for s in samples:
+            lines.append(f"  {s['sample_id']:<{width}}  " + " | ".join(_stage_cell(stage) for stage in s["stages"]))
     qc = report["qc"]
     lines += ["", f"QC: {qc['status']}" + (f" (run {qc['run_id']})" if qc.get("run_id") else "")]
     if qc.get("message"):

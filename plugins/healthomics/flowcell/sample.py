@@ -191,13 +191,17 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
 
     # -- waiting and finishing -------------------------------------------------------
 
+    def labels(self) -> dict[str, Any]:
+        """What names this task's run in its result and failure XComs (the sample)."""
+        return {"sample_id": self.sample["sample_id"]}
+
     def _follow(self, context: Context, run: dict[str, Any], attempt: int, batch_id: str | None) -> dict[str, Any]:
-        summary = {**run_summary(run), "sample_id": self.sample["sample_id"], "attempt": attempt}
+        summary = {**run_summary(run), **self.labels(), "attempt": attempt}
         return self.follow_run(context, run, summary, batch_id=batch_id)
 
     def known_about_run(self, context: Context) -> dict[str, Any]:
         last = SubmissionJournal(context, STATE_KEY).last()
-        known: dict[str, Any] = {"sample_id": self.sample["sample_id"]}
+        known: dict[str, Any] = self.labels()
         if last is not None:
             known["attempt"] = last.attempt
         return known
@@ -210,11 +214,11 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
         Clearing the task runs the sample again.
         """
         failure = {
-            "sample_id": self.sample["sample_id"],
+            **self.labels(),
             "id": run.get("id"),
             "status": run.get("status", "FAILED"),
             "failureReason": run.get("failureReason"),
-            "statusMessage": message or run.get("statusMessage"),
+            "statusMessage": run.get("statusMessage") or message,  # the service's own words first
             "attempt": run.get("attempt"),
         }
         context["ti"].xcom_push(key=FAILURE_XCOM, value=failure)

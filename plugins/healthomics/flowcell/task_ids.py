@@ -3,6 +3,8 @@
 LOAD_TASK = "load_manifest"
 ENTRIES_TASK = "sample_entries"
 SAMPLE_TASK = "sample"
+# healthomics_pipeline: a mapped task group per sample holding one task per stage, in stage order.
+PIPELINE_GROUP = "sample"
 QC_GATE_TASK = "qc_gate"
 QC_TASK = "qc"
 
@@ -10,3 +12,10 @@ START_REQUESTS_XCOM = "start_requests"  # sample id -> StartRun request, for a s
 FAILURE_XCOM = "failure"  # a sample task's failure (status, reason, message), for the QC gate and report
 POLICY_XCOM = "policy"  # the QC gate's explanation of its decision
 PROBLEMS_XCOM = "problems"  # an invalid manifest's problems, for the report
+PIPELINE_XCOM = "pipeline"  # the stages and run defaults, for the stage tasks after the first
+STAGE_INPUTS_XCOM = "stage_inputs"  # sample id -> its template fields, tags and idempotency key
+
+
+def stage_task_id(number: int) -> str:
+    """The task of a sample's ``number``-th stage (1-based) in healthomics_pipeline."""
+    return f"{PIPELINE_GROUP}.stage_{number}"

@@ -169,6 +169,10 @@ class FlowcellManifest(BaseModel):
     qc: QcSpec | None = None
     notification: Notification = Field(default_factory=Notification)
 
+    def first_run_defaults(self) -> RunDefaults:
+        """The run settings of every sample's first run: the first stage's over the defaults, if stages."""
+        return self.stages[0].run_defaults(self.defaults) if self.stages else self.defaults
+
     def workflows(self) -> list[str]:
         stages = {stage.workflow_id for stage in self.stages}
         samples = {s.workflow_id for s in self.samples}

@@ -1,0 +1,221 @@
+"""The healthomics_pipeline DAG end to end (dag.test): three workflows chained per sample, on the
+emulator and moto, with the stage runs' own times and parameters checked in the emulator."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from airflow.utils.state import DagRunState, TaskInstanceState
+
+from omics_emulator import EmulatorAdmin
+
+from .airflow_dags import run_dag
+from .conftest import SAMPLES
+from .flowcells import conf, inbox, upload
+
+FLOWCELL = "FC-PIPE"
+STAGES = ("align", "call", "annotate")
+
+
+@pytest.fixture
+def pipeline_dag(project_dags: Any) -> Any:
+    return project_dags("healthomics_pipeline")
+
+
+@pytest.fixture
+def stage_workflows(lab: dict[str, Any], realtime: EmulatorAdmin, omics: Any) -> dict[str, str]:
+    """align (FASTQ -> BAM), call (BAM -> VCF) and annotate (VCF -> annotated VCF), each writing its
+    outputs to logs/outputs.json as ``<workflow>.<output>``."""
+    templates = {
+        "align": {"fastq": {"description": "reads"}, "sample_id": {"description": "id"}},
+        "call": {"bam": {"description": "aligned reads"}, "sample_id": {"description": "id"}},
+        "annotate": {"vcf": {"description": "calls"}, "aligned": {"optional": True, "description": "align run"}},
+    }
+    outputs = {"align": {"bam": "out/{runName}.bam"}, "call": {"vcf": "out/{runName}.vcf.gz"}, "annotate": {}}
+    ids = {}
+    for name, template in templates.items():
+        created = omics.create_workflow(
+            name=name, definitionUri=f"s3://defs/{name}.zip", requestId=str(uuid.uuid4()), parameterTemplate=template
+        )
+        ids[name] = created["id"]
+    realtime.configure(profiles={name: {"outputs": outputs[name] or {"summary": "out/{runName}.json"}} for name in ids})
+    realtime.advance(60)  # ACTIVE
+    return ids
+
+
+def pipeline_manifest(lab: dict[str, Any], workflows: dict[str, str], samples: list[str] = SAMPLES) -> dict[str, Any]:
+    bucket = lab["bucket"]
+    return {
+        "flowcell_id": FLOWCELL,
+        "run_defaults": {"output_uri": f"s3://{bucket}/outputs/{FLOWCELL}"},
+        "stages": [
+            {
+                "name": "align",
+                "workflow": {"id": workflows["align"]},
+                "parameters": {"fastq": "{fastq}", "sample_id": "{sample_id}"},
+                "outputs": ["align.bam"],
+            },
+            {
+                "name": "call",
+                "workflow": {"id": workflows["call"]},
+                "parameters": {"bam": "{stages.align.outputs.align.bam}", "sample_id": "{sample_id}"},
+            },
+            {
+                "name": "annotate",
+                "workflow": {"id": workflows["annotate"]},
+                "parameters": {"vcf": "{stages.call.outputs.call.vcf}", "aligned": "{stages.align.run_output_uri}"},
+                "run": {"tags": {"team": "annotation"}},
+            },
+        ],
+        "samples": [{"sample_id": s, "parameters": {"fastq": f"s3://{bucket}/fastq/{s}.fastq.gz"}} for s in samples],
+        "qc": {
+            "workflow_id": lab["qc_workflow"],
+            "output_uri": f"s3://{bucket}/qc-outputs/",
+            "parameters": {"qc_config": f"s3://{bucket}/qc/config.json"},
+        },
+    }
+
+
+def stage_runs(omics: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every stage run in the emulator by (sample, stage), with GetRun's detail."""
+    runs: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in omics.list_runs()["items"]:
+        run = omics.get_run(id=item["id"])
+        if "stage" in run.get("tags", {}):
+            key = (run["tags"]["sample"], run["tags"]["stage"])
+            assert key not in runs, f"two runs of {key}"
+            runs[key] = run
+    return runs
+
+
+def outputs_json(s3: Any, run: dict[str, Any]) -> dict[str, Any]:
+    bucket, prefix = run["runOutputUri"][5:].split("/", 1)
+    return dict(json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}/logs/outputs.json")["Body"].read()))
+
+
+def test_each_sample_moves_through_its_stages_on_its_own_then_qc(
+    pipeline_dag: Any,
+    lab: dict[str, Any],
+    stage_workflows: dict[str, str],
+    realtime: EmulatorAdmin,
+    omics: Any,
+    s3: Any,
+) -> None:
+    uri = upload(s3, lab, pipeline_manifest(lab, stage_workflows), name=f"{FLOWCELL}.json")
+    states = run_dag(pipeline_dag, run_conf=conf(lab, uri))
+    assert states["dag_run"] == DagRunState.SUCCESS, {k: getattr(v, "state", v) for k, v in states.items()}
+
+    runs = stage_runs(omics)
+    assert set(runs) == {(s, stage) for s in SAMPLES for stage in STAGES}
+    assert all(run["status"] == "COMPLETED" for run in runs.values())
+    # The first stage ran as one batch; the later ones one StartRun per sample, named by stage.
+    assert all(runs[(s, "align")].get("batchId") for s in SAMPLES)
+    assert not any(runs[(s, stage)].get("batchId") for s in SAMPLES for stage in ("call", "annotate"))
+    assert runs[("NA12891", "call")]["name"] == f"{FLOWCELL}-NA12891-call"
+    assert runs[("NA12891", "annotate")]["tags"]["team"] == "annotation"
+
+    # Later stages' parameters carry the earlier stages' outputs.
+    for sample in SAMPLES:
+        align, call, annotate = (runs[(sample, stage)] for stage in STAGES)
+        assert call["parameters"] == {"bam": outputs_json(s3, align)["align.bam"], "sample_id": sample}
+        assert annotate["parameters"] == {"vcf": outputs_json(s3, call)["call.vcf"], "aligned": align["runOutputUri"]}
+        assert call["creationTime"] >= align["stopTime"] and annotate["creationTime"] >= call["stopTime"]
+
+    # QC after every sample's last stage, over the final stage's outputs and every stage by name.
+    [qc] = [omics.get_run(id=r["id"]) for r in omics.list_runs(name=f"{FLOWCELL}-qc")["items"]]
+    assert qc["creationTime"] >= max(runs[(s, "annotate")]["stopTime"] for s in SAMPLES)
+    bucket, key = qc["parameters"]["samples"][5:].split("/", 1)
+    listed = {s["sample_id"]: s for s in json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())["samples"]}
+    assert set(listed) == set(SAMPLES)
+    for sample, entry in listed.items():
+        assert entry["run_id"] == runs[(sample, "annotate")]["id"]
+        assert {name: stage["run_id"] for name, stage in entry["stages"].items()} == {
+            stage: runs[(sample, stage)]["id"] for stage in STAGES
+        }
+
+    # The group's fourth stage task has no stage to run: skipped without a run.
+    assert states["sample.stage_4"].state == TaskInstanceState.SKIPPED
+    [message] = inbox(lab)
+    assert message.startswith(f"Flowcell {FLOWCELL}: SUCCESS")
+    assert "align: 4 COMPLETED" in message and "annotate: 4 COMPLETED" in message
+
+    # The same DAG run's conf again: every stage run is found again, nothing new is paid for.
+    before = {r["id"] for r in omics.list_runs()["items"]}
+    again = run_dag(pipeline_dag, run_conf=conf(lab, uri))
+    assert again["dag_run"] == DagRunState.SUCCESS
+    assert {r["id"] for r in omics.list_runs()["items"]} == before
+
+
+def test_a_failed_stage_stops_only_its_sample(
+    pipeline_dag: Any,
+    lab: dict[str, Any],
+    stage_workflows: dict[str, str],
+    realtime: EmulatorAdmin,
+    omics: Any,
+    s3: Any,
+) -> None:
+    realtime.add_fault(
+        action="fail",
+        match={"name": "NA12891-call$"},
+        failureReason="OUT_OF_MEMORY_ERROR",
+        statusMessage="Task HaplotypeCaller ran out of memory",
+    )
+    uri = upload(s3, lab, pipeline_manifest(lab, stage_workflows), name=f"{FLOWCELL}.json")
+    states = run_dag(pipeline_dag, run_conf=conf(lab, uri, qc_min_completed_fraction=0.75))
+    assert states["dag_run"] == DagRunState.FAILED
+
+    runs = stage_runs(omics)
+    assert runs[("NA12891", "call")]["status"] == "FAILED"
+    assert ("NA12891", "annotate") not in runs  # never started
+    assert all(runs[(s, "annotate")]["status"] == "COMPLETED" for s in SAMPLES if s != "NA12891")
+    # QC ran on the three samples that completed every stage.
+    [qc] = [omics.get_run(id=r["id"]) for r in omics.list_runs(name=f"{FLOWCELL}-qc")["items"]]
+    bucket, key = qc["parameters"]["samples"][5:].split("/", 1)
+    listed = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())["samples"]
+    assert sorted(s["sample_id"] for s in listed) == sorted(s for s in SAMPLES if s != "NA12891")
+
+    [message] = inbox(lab)
+    assert message.startswith(f"Flowcell {FLOWCELL}: FAILED")
+    assert "stage call: OUT_OF_MEMORY_ERROR: Task HaplotypeCaller ran out of memory" in message
+    assert "call: 3 COMPLETED, 1 FAILED" in message and "annotate: 3 COMPLETED, 1 NOT_RUN" in message
+    report_key = next(
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket=lab["bucket"], Prefix=f"outputs/{FLOWCELL}/_reports/{FLOWCELL}/")["Contents"]
+        if o["Key"].endswith("report.json")
+    )
+    report = json.loads(s3.get_object(Bucket=lab["bucket"], Key=report_key)["Body"].read())
+    [failed] = [s for s in report["samples"] if s["sample_id"] == "NA12891"]
+    assert (failed["status"], failed["stage"]) == ("FAILED", "call")
+    assert [(s["stage"], s["status"]) for s in failed["stages"]] == [
+        ("align", "COMPLETED"),
+        ("call", "FAILED"),
+        ("annotate", "NOT_RUN"),
+    ]
+    assert failed["stages"][2]["message"] == "stage call did not complete"
+    assert failed["stages"][1]["links"]["console"].startswith("https://console.aws.amazon.com/omics/home?")
+
+
+def test_an_invalid_pipeline_is_refused_with_every_problem_and_starts_nothing(
+    pipeline_dag: Any,
+    lab: dict[str, Any],
+    stage_workflows: dict[str, str],
+    omics: Any,
+    s3: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    manifest = pipeline_manifest(lab, stage_workflows)
+    manifest["stages"][1]["parameters"]["bam"] = "{stages.align.outputs.align.cram}"  # align declares no cram
+    manifest["stages"][2]["needs"] = ["annotate"]  # itself
+    manifest["stages"][0]["parameters"]["lanes"] = "{lanes}"  # no sample has it (nor does align take it)
+    uri = upload(s3, lab, manifest, name=f"{FLOWCELL}.json")
+    states = run_dag(pipeline_dag, run_conf=conf(lab, uri))
+    assert states["dag_run"] == DagRunState.FAILED
+    assert states["load_manifest"].state == TaskInstanceState.FAILED
+    out = capsys.readouterr().out
+    assert "stage 'align' declares no output 'align.cram'" in out
+    assert "stage 'annotate' cannot need itself" in out
+    assert "unknown sample field {lanes}" in out
+    assert omics.list_runs()["items"] == []
