@@ -18,7 +18,7 @@ from healthomics import settings
 from healthomics.flowcell import task_ids
 from healthomics.flowcell.dag import SAMPLE_TASK_ARGS, flowcell_tasks
 from healthomics.flowcell.params import PARAMS
-from healthomics.flowcell.stage import HealthOmicsStageRunOperator
+from healthomics.flowcell.stage import MAP_INDEX_TEMPLATE, HealthOmicsStageRunOperator
 
 STAGE_SLOTS = settings.pipeline_stages()
 
@@ -33,7 +33,7 @@ def sample_pipeline(sample: Any) -> None:
                 stage_slots=STAGE_SLOTS,
                 sample=sample,
                 poll_interval=settings.poll_seconds(),
-                map_index_template="{{ task.stage_label }}",
+                map_index_template=MAP_INDEX_TEMPLATE,
                 **SAMPLE_TASK_ARGS,
             )
             for number in range(1, STAGE_SLOTS + 1)

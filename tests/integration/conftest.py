@@ -119,6 +119,32 @@ def flowcell_dag(project_dags: Any) -> Any:
 
 
 @pytest.fixture
+def pipeline_dag(project_dags: Any) -> Any:
+    return project_dags("healthomics_pipeline")
+
+
+@pytest.fixture
+def stage_workflows(lab: dict[str, Any], realtime: EmulatorAdmin, omics: Any) -> dict[str, str]:
+    """align (FASTQ -> BAM), call (BAM -> VCF) and annotate (VCF -> annotated VCF), each writing its
+    outputs to logs/outputs.json as ``<workflow>.<output>``."""
+    templates = {
+        "align": {"fastq": {"description": "reads"}, "sample_id": {"description": "id"}},
+        "call": {"bam": {"description": "aligned reads"}, "sample_id": {"description": "id"}},
+        "annotate": {"vcf": {"description": "calls"}, "aligned": {"optional": True, "description": "align run"}},
+    }
+    outputs = {"align": {"bam": "out/{runName}.bam"}, "call": {"vcf": "out/{runName}.vcf.gz"}, "annotate": {}}
+    ids = {}
+    for name, template in templates.items():
+        created = omics.create_workflow(
+            name=name, definitionUri=f"s3://defs/{name}.zip", requestId=str(uuid.uuid4()), parameterTemplate=template
+        )
+        ids[name] = created["id"]
+    realtime.configure(profiles={name: {"outputs": outputs[name] or {"summary": "out/{runName}.json"}} for name in ids})
+    realtime.advance(60)  # ACTIVE
+    return ids
+
+
+@pytest.fixture
 def lab(realtime: EmulatorAdmin, omics: Any, s3: Any, local_aws: LocalAWS) -> dict[str, Any]:
     """A bucket with FASTQs, a sample workflow and a QC workflow, and an SNS topic with a reader."""
     bucket = f"lab-{uuid.uuid4().hex[:10]}"

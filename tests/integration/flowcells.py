@@ -9,7 +9,21 @@ from local_aws import workflows as local_workflows
 
 from .conftest import ROLE_ARN, SAMPLES
 
-__all__ = ["SAMPLES", "conf", "dag_runs", "inbox", "lab_flowcell", "reference_manifest", "sample_runs", "upload"]
+__all__ = [
+    "FLOWCELL",
+    "SAMPLES",
+    "STAGES",
+    "conf",
+    "dag_runs",
+    "inbox",
+    "lab_flowcell",
+    "outputs_json",
+    "pipeline_manifest",
+    "reference_manifest",
+    "sample_runs",
+    "stage_runs",
+    "upload",
+]
 
 
 def reference_manifest(lab: dict[str, Any], samples: list[str] = SAMPLES) -> dict[str, Any]:
@@ -85,3 +99,59 @@ def lab_flowcell(omics: Any, s3: Any, flowcell_id: str, samples: list[str]) -> s
     )
     s3.put_object(Bucket=bucket, Key=f"manifests/{flowcell_id}.json", Body=json.dumps(manifest).encode())
     return f"s3://{bucket}/manifests/{flowcell_id}.json"
+
+
+# -- pipelines (healthomics_pipeline) ---------------------------------------------------------
+
+FLOWCELL = "FC-PIPE"
+STAGES = ("align", "call", "annotate")
+
+
+def pipeline_manifest(lab: dict[str, Any], workflows: dict[str, str], samples: list[str] = SAMPLES) -> dict[str, Any]:
+    bucket = lab["bucket"]
+    return {
+        "flowcell_id": FLOWCELL,
+        "run_defaults": {"output_uri": f"s3://{bucket}/outputs/{FLOWCELL}"},
+        "stages": [
+            {
+                "name": "align",
+                "workflow": {"id": workflows["align"]},
+                "parameters": {"fastq": "{fastq}", "sample_id": "{sample_id}"},
+                "outputs": ["align.bam"],
+            },
+            {
+                "name": "call",
+                "workflow": {"id": workflows["call"]},
+                "parameters": {"bam": "{stages.align.outputs.align.bam}", "sample_id": "{sample_id}"},
+            },
+            {
+                "name": "annotate",
+                "workflow": {"id": workflows["annotate"]},
+                "parameters": {"vcf": "{stages.call.outputs.call.vcf}", "aligned": "{stages.align.run_output_uri}"},
+                "run": {"tags": {"team": "annotation"}},
+            },
+        ],
+        "samples": [{"sample_id": s, "parameters": {"fastq": f"s3://{bucket}/fastq/{s}.fastq.gz"}} for s in samples],
+        "qc": {
+            "workflow_id": lab["qc_workflow"],
+            "output_uri": f"s3://{bucket}/qc-outputs/",
+            "parameters": {"qc_config": f"s3://{bucket}/qc/config.json"},
+        },
+    }
+
+
+def stage_runs(omics: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every stage run in the emulator by (sample, stage), with GetRun's detail."""
+    runs: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in omics.list_runs()["items"]:
+        run = omics.get_run(id=item["id"])
+        if "stage" in run.get("tags", {}):
+            key = (run["tags"]["sample"], run["tags"]["stage"])
+            assert key not in runs, f"two runs of {key}"
+            runs[key] = run
+    return runs
+
+
+def outputs_json(s3: Any, run: dict[str, Any]) -> dict[str, Any]:
+    bucket, prefix = run["runOutputUri"][5:].split("/", 1)
+    return dict(json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}/logs/outputs.json")["Body"].read()))

@@ -4,7 +4,6 @@ emulator and moto, with the stage runs' own times and parameters checked in the 
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import pytest
@@ -14,86 +13,7 @@ from omics_emulator import EmulatorAdmin
 
 from .airflow_dags import run_dag
 from .conftest import SAMPLES
-from .flowcells import conf, inbox, upload
-
-FLOWCELL = "FC-PIPE"
-STAGES = ("align", "call", "annotate")
-
-
-@pytest.fixture
-def pipeline_dag(project_dags: Any) -> Any:
-    return project_dags("healthomics_pipeline")
-
-
-@pytest.fixture
-def stage_workflows(lab: dict[str, Any], realtime: EmulatorAdmin, omics: Any) -> dict[str, str]:
-    """align (FASTQ -> BAM), call (BAM -> VCF) and annotate (VCF -> annotated VCF), each writing its
-    outputs to logs/outputs.json as ``<workflow>.<output>``."""
-    templates = {
-        "align": {"fastq": {"description": "reads"}, "sample_id": {"description": "id"}},
-        "call": {"bam": {"description": "aligned reads"}, "sample_id": {"description": "id"}},
-        "annotate": {"vcf": {"description": "calls"}, "aligned": {"optional": True, "description": "align run"}},
-    }
-    outputs = {"align": {"bam": "out/{runName}.bam"}, "call": {"vcf": "out/{runName}.vcf.gz"}, "annotate": {}}
-    ids = {}
-    for name, template in templates.items():
-        created = omics.create_workflow(
-            name=name, definitionUri=f"s3://defs/{name}.zip", requestId=str(uuid.uuid4()), parameterTemplate=template
-        )
-        ids[name] = created["id"]
-    realtime.configure(profiles={name: {"outputs": outputs[name] or {"summary": "out/{runName}.json"}} for name in ids})
-    realtime.advance(60)  # ACTIVE
-    return ids
-
-
-def pipeline_manifest(lab: dict[str, Any], workflows: dict[str, str], samples: list[str] = SAMPLES) -> dict[str, Any]:
-    bucket = lab["bucket"]
-    return {
-        "flowcell_id": FLOWCELL,
-        "run_defaults": {"output_uri": f"s3://{bucket}/outputs/{FLOWCELL}"},
-        "stages": [
-            {
-                "name": "align",
-                "workflow": {"id": workflows["align"]},
-                "parameters": {"fastq": "{fastq}", "sample_id": "{sample_id}"},
-                "outputs": ["align.bam"],
-            },
-            {
-                "name": "call",
-                "workflow": {"id": workflows["call"]},
-                "parameters": {"bam": "{stages.align.outputs.align.bam}", "sample_id": "{sample_id}"},
-            },
-            {
-                "name": "annotate",
-                "workflow": {"id": workflows["annotate"]},
-                "parameters": {"vcf": "{stages.call.outputs.call.vcf}", "aligned": "{stages.align.run_output_uri}"},
-                "run": {"tags": {"team": "annotation"}},
-            },
-        ],
-        "samples": [{"sample_id": s, "parameters": {"fastq": f"s3://{bucket}/fastq/{s}.fastq.gz"}} for s in samples],
-        "qc": {
-            "workflow_id": lab["qc_workflow"],
-            "output_uri": f"s3://{bucket}/qc-outputs/",
-            "parameters": {"qc_config": f"s3://{bucket}/qc/config.json"},
-        },
-    }
-
-
-def stage_runs(omics: Any) -> dict[tuple[str, str], dict[str, Any]]:
-    """Every stage run in the emulator by (sample, stage), with GetRun's detail."""
-    runs: dict[tuple[str, str], dict[str, Any]] = {}
-    for item in omics.list_runs()["items"]:
-        run = omics.get_run(id=item["id"])
-        if "stage" in run.get("tags", {}):
-            key = (run["tags"]["sample"], run["tags"]["stage"])
-            assert key not in runs, f"two runs of {key}"
-            runs[key] = run
-    return runs
-
-
-def outputs_json(s3: Any, run: dict[str, Any]) -> dict[str, Any]:
-    bucket, prefix = run["runOutputUri"][5:].split("/", 1)
-    return dict(json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}/logs/outputs.json")["Body"].read()))
+from .flowcells import FLOWCELL, STAGES, conf, inbox, outputs_json, pipeline_manifest, stage_runs, upload
 
 
 def test_each_sample_moves_through_its_stages_on_its_own_then_qc(

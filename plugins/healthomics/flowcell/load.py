@@ -215,6 +215,9 @@ def entries_for_samples(plan: dict[str, Any], submitted: Any, **context: Any) ->
     slim, start_requests = slim_entries(entries)
     context["ti"].xcom_push(key=START_REQUESTS_XCOM, value=start_requests)
     if manifest.stages:
+        # Every stage task of a sample reads its entry: the stage names name the tasks in the UI.
+        names = [stage.name for stage in manifest.stages]
+        slim = [{**entry, "stages": names} for entry in slim]
         pipeline, stage_inputs = pipeline_inputs(context["ti"].dag_id, manifest, plan.get("rerun_key"))
         context["ti"].xcom_push(key=PIPELINE_XCOM, value=pipeline)
         context["ti"].xcom_push(key=STAGE_INPUTS_XCOM, value=stage_inputs)

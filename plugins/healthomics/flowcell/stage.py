@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
+# The UI names each stage task "<sample> · <stage>" (its entry lists the sample's stages).
+MAP_INDEX_TEMPLATE = "{{ task.stage_label }}"
+
+
 class HealthOmicsStageRunOperator(HealthOmicsSampleRunOperator, SkipMixin):
     """
     Get one sample's ``stage_number``-th pipeline stage to a COMPLETED HealthOmics run, and wait for it.
@@ -47,46 +51,49 @@ class HealthOmicsStageRunOperator(HealthOmicsSampleRunOperator, SkipMixin):
         super().__init__(**kwargs)
         self.stage_number = stage_number
         self.stage_slots = stage_slots
-        self.stage_name: str | None = None
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        self._pipeline = context["ti"].xcom_pull(task_ids=ENTRIES_TASK, key=PIPELINE_XCOM) or {}
-        stages = list(self._pipeline.get("stages") or [])
-        if self.stage_number > max(1, len(stages)):
-            raise AirflowSkipException(f"the pipeline has {max(1, len(stages))} stage(s)")
-        self.stage_name = stages[self.stage_number - 1]["name"] if stages else None
-        if self._skips_after(self._pipeline):
-            self.end_from_trigger = False  # the stage tasks after the last are skipped on a worker
-        if self.stage_number > 1:
-            # Nothing of the first stage's entry (its batch run) is this stage's: it starts its own run.
-            self._inputs = self._stage_inputs(context)
-            key = stage_key(str(self._inputs["idempotency_key"]), str(self.stage_name))
-            self.sample = {"sample_id": self.sample["sample_id"], "idempotency_key": key}
-        return self._finish(context, super().execute(context), self._pipeline)
+    @property
+    def stages(self) -> list[str]:
+        """The sample's stage names, in order (none: a manifest without stages, one stage)."""
+        return list(self.sample.get("stages") or [])
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> dict[str, Any]:
-        pipeline = context["ti"].xcom_pull(task_ids=ENTRIES_TASK, key=PIPELINE_XCOM) or {}
-        stages = list(pipeline.get("stages") or [])
-        self.stage_name = stages[self.stage_number - 1]["name"] if len(stages) >= self.stage_number else None
-        return self._finish(context, super().execute_complete(context, event), pipeline)
+    @property
+    def stage_name(self) -> str | None:
+        return self.stages[self.stage_number - 1] if len(self.stages) >= self.stage_number else None
 
     @property
     def stage_label(self) -> str:
-        """The task's name in the UI (its map index): the sample, and its stage once known."""
+        """The task's name in the UI (its map index): the sample, and its stage."""
         sample_id = str(self.sample["sample_id"])
         return f"{sample_id} · {self.stage_name}" if self.stage_name else sample_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        count = max(1, len(self.stages))
+        if self.stage_number > count:
+            raise AirflowSkipException(f"the pipeline has {count} stage(s)")
+        if self._skips_after():
+            self.end_from_trigger = False  # the stage tasks after the last are skipped on a worker
+        if self.stage_number > 1:
+            # Nothing of the first stage's entry (its batch run) is this stage's: it starts its own run.
+            self._pipeline = context["ti"].xcom_pull(task_ids=ENTRIES_TASK, key=PIPELINE_XCOM) or {}
+            self._inputs = self._stage_inputs(context)
+            key = stage_key(str(self._inputs["idempotency_key"]), str(self.stage_name))
+            self.sample = {"sample_id": self.sample["sample_id"], "stages": self.stages, "idempotency_key": key}
+        return self._finish(context, super().execute(context))
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> dict[str, Any]:
+        return self._finish(context, super().execute_complete(context, event))
 
     def labels(self) -> dict[str, Any]:
         return {**super().labels(), "stage": self.stage_name, "stage_number": self.stage_number}
 
-    def _skips_after(self, pipeline: dict[str, Any]) -> bool:
+    def _skips_after(self) -> bool:
         """Whether this is the sample's last stage with unused stage tasks after it."""
-        count = max(1, len(pipeline.get("stages") or []))
-        return self.stage_number == count < self.stage_slots
+        return self.stage_number == max(1, len(self.stages)) < self.stage_slots
 
-    def _finish(self, context: Context, result: dict[str, Any], pipeline: dict[str, Any]) -> dict[str, Any]:
+    def _finish(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
         """The stage's result; the last stage skips the unused stage tasks after it."""
-        if not self._skips_after(pipeline):
+        if not self._skips_after():
             return result
         # A task that skips others ends by raising: its return value is pushed here.
         ti = context["ti"]
