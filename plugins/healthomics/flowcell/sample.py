@@ -8,12 +8,21 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowFailException, conf
+from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 from botocore.exceptions import ClientError
 
 from healthomics.exceptions import HealthOmicsRunFailedError, HealthOmicsSubmissionError
 from healthomics.flowcell.task_ids import FAILURE_XCOM
-from healthomics.hooks.omics import RUN_FAILURE_STATES, error_code, error_message, is_refusal, run_summary
+from healthomics.hooks.omics import (
+    RUN_FAILURE_STATES,
+    error_code,
+    error_message,
+    is_refusal,
+    is_throttling,
+    run_summary,
+)
 from healthomics.operators.run import HealthOmicsRunWaitOperator
+from healthomics.triggers.base import backoff
 from healthomics.utils.idempotency import Submission, SubmissionJournal, provenance_tags
 from healthomics.utils.text import cut
 
@@ -22,6 +31,8 @@ if TYPE_CHECKING:
 
 # task_state_store key of the sample's Submission record: which attempt (and run) it is on.
 STATE_KEY = "healthomics_sample"
+# The first wait after a throttled StartRun (then doubled, with jitter; see triggers.base.backoff).
+THROTTLED_START_SECONDS = 10.0
 
 
 def last_submission(
@@ -107,6 +118,7 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
         self.wake_queue_url = wake_queue_url
         self.start_requests_from = start_requests_from
         self.run_id = None
+        self._throttled_for = 0.0
 
     # -- which run, which attempt ------------------------------------------------
 
@@ -153,8 +165,10 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
                 request, start["idempotency_key"], first_attempt=first_attempt, journal=journal
             )
         except ClientError as err:
+            if is_throttling(err) and self.deferrable:
+                self._wait_for_quota(context)
             if not is_refusal(err):
-                raise  # throttling, 5xx, a lost connection: the task's retries
+                raise  # 5xx, a lost connection (or throttling, not deferrable): the task's retries
             # Refused as asked: the same request would be refused again, so no retry.
             self.run_failed(
                 context,
@@ -162,6 +176,26 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
                 f"StartRun refused: {error_code(err)}: {cut(error_message(err))}",
             )
         return self._follow(context, run, attempt, None)
+
+    def _wait_for_quota(self, context: Context) -> NoReturn:
+        """StartRun stayed throttled through botocore's retries (the account's StartRun quota is
+        0.1-1 per second, shared with run batches): wait in the triggerer, doubling the wait each
+        time, then submit again. Never a failure: the journal's record of the attempt makes the
+        next submit reuse its requestId."""
+        delay = backoff(self._throttled_for, THROTTLED_START_SECONDS)
+        self.log.warning("Sample %s: StartRun throttled; submitting again in %.0fs", self.sample["sample_id"], delay)
+        self.defer(
+            trigger=TimeDeltaTrigger(timedelta(seconds=delay)),
+            method_name="start_after_throttling",
+            kwargs={"throttled_for": delay},
+        )
+
+    def start_after_throttling(
+        self, context: Context, event: Any = None, throttled_for: float = THROTTLED_START_SECONDS
+    ) -> dict[str, Any]:
+        """Back from a throttled StartRun's wait: everything again from the journal."""
+        self._throttled_for = throttled_for
+        return self.execute(context)
 
     def _current_run(self, run_id: str | None) -> dict[str, Any] | None:
         if not run_id:

@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
+from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
+from botocore.exceptions import ClientError
 
 from healthomics.flowcell.sample import STATE_KEY, HealthOmicsSampleRunOperator, last_submission
 from healthomics.utils.idempotency import Submission, SubmissionJournal
@@ -85,3 +87,51 @@ def test_without_a_store_a_later_try_resumes_from_the_batch_attempt() -> None:
     assert last_submission(journal, "k/S1", 2, None, refused) == Submission("k/S1", 1)
     # Without a batch (per-sample submission) attempt 1 is the task's own: found again by its requestId.
     assert last_submission(journal, "k/S1", 2, None, None) is None
+
+
+# A StartRun that stays throttled (the account's 0.1-1 TPS, shared with run batches) waits, never fails.
+
+
+class ThrottledHook:
+    """A hook whose StartRun answers ThrottlingException, as after botocore's own retries."""
+
+    def __init__(self) -> None:
+        self.starts = 0
+
+    def start_run_idempotently(self, *args: Any, **kwargs: Any) -> Any:
+        self.starts += 1
+        raise ClientError(
+            {
+                "Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
+                "ResponseMetadata": {"HTTPStatusCode": 429},
+            },
+            "StartRun",
+        )
+
+
+class FirstTry:
+    try_number = 1
+    dag_id, run_id, task_id, map_index = "d", "r", "sample", 0
+
+
+def test_a_throttled_start_waits_in_the_triggerer_longer_each_time_then_submits_again() -> None:
+    entry = {"sample_id": "S1", "request": REQUEST, "idempotency_key": "k/S1"}
+    task = operator(entry, deferrable=True)
+    task.__dict__["hook"] = hook = ThrottledHook()
+    with pytest.raises(TaskDeferred) as first:
+        task.execute({"ti": FirstTry()})  # type: ignore[arg-type]
+    assert isinstance(first.value.trigger, TimeDeltaTrigger)
+    assert first.value.method_name == "start_after_throttling"
+    waited = first.value.kwargs["throttled_for"]
+    assert 16 <= waited <= 24  # twice THROTTLED_START_SECONDS, +/-20%
+    with pytest.raises(TaskDeferred) as second:
+        task.start_after_throttling({"ti": FirstTry()}, None, **first.value.kwargs)  # type: ignore[arg-type]
+    assert 1.6 * waited <= second.value.kwargs["throttled_for"] <= 2.4 * waited
+    assert hook.starts == 2
+
+
+def test_without_deferral_a_throttled_start_is_left_to_the_task_retries() -> None:
+    task = operator({"sample_id": "S1", "request": REQUEST, "idempotency_key": "k/S1"}, deferrable=False)
+    task.__dict__["hook"] = ThrottledHook()
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        task.execute({"ti": FirstTry()})  # type: ignore[arg-type]
