@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from healthomics.manifest.model import FlowcellManifest, ManifestError, Problem, RunDefaults, Sample, Stage
-from healthomics.manifest.pipeline import StageResult, render
+from healthomics.manifest.pipeline import StageResult, TemplateError, render
 from healthomics.utils.idempotency import TAG_ATTEMPT, TAG_DAG_ID, TAG_DAG_RUN_ID, TAG_KEY, TAG_TASK_ID, request_id
 from healthomics.utils.service_model import omics_model, request_problems, shape_problems
 from healthomics.utils.text import shown
@@ -286,6 +286,23 @@ def qc_run(dag_id: str, manifest: FlowcellManifest, samples_uri: str, digest: st
     }
 
 
+class _AnyOutput(dict[str, Any]):
+    """Stands in for an outputs.json not written yet: it has every key."""
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __missing__(self, key: str) -> str:
+        return "s3://stand-in/for/a/stage/output"
+
+
+def _stand_in_results(manifest: FlowcellManifest) -> dict[str, StageResult]:
+    """What every stage's run will offer later stages, with stand-in values (for checking requests)."""
+    return {
+        stage.name: StageResult("1000000", "s3://stand-in/for/a/run/output", _AnyOutput()) for stage in manifest.stages
+    }
+
+
 def _start_run(request: dict[str, Any], key: str) -> dict[str, Any]:
     """A StartRun request as the submitter sends it: with its requestId and every tag it adds."""
     return {**request, "tags": {**request.get("tags", {}), **_SUBMITTER_TAGS}, "requestId": request_id(key, request)}
@@ -310,10 +327,21 @@ def submission_problems(
         for message in messages:
             found.setdefault((scope, message), []).append(label)
 
+    pipeline, stage_inputs = pipeline_inputs(dag_id, manifest, rerun_key) if manifest.stages else ({}, {})
+    earlier = _stand_in_results(manifest)
     for sample in manifest.samples:
         request = run_request(manifest, sample)
         key = sample_key(dag_id, manifest, sample.sample_id, rerun_key)
         add("sample", sample.sample_id, request_problems("StartRun", _start_run(request, key)))
+        # A later stage's request, with stand-ins for what earlier runs will write: a bad run
+        # setting there is found now, not after the first stage has been paid for.
+        for number, stage in enumerate(manifest.stages[1:], start=2):
+            try:
+                later = stage_request(pipeline, number, sample.sample_id, stage_inputs[sample.sample_id], earlier)
+            except TemplateError:
+                continue  # a template the pipeline checks found wrong is already reported
+            messages = request_problems("StartRun", _start_run(later, stage_key(key, stage.name)))
+            add("sample", sample.sample_id, [f"stage {stage.name}: {m}" for m in messages])
     setting_shape = omics_model().shape_for("InlineSetting")
     for batch in batches:
         default = batch["default_run_setting"]
