@@ -1,9 +1,10 @@
 """Start one flowcell run for every manifest that lands in S3, from S3 event notifications.
 
-S3 (ObjectCreated under the manifest prefix) -> SQS -> an Asset watcher (the amazon
-provider's SqsSensorTrigger, in the triggerer) -> an asset event -> this DAG -> one
-``healthomics_flowcell`` run per manifest version, its run id made of flowcell id + ETag, so a
-duplicate event starts nothing and a changed manifest starts a new run.
+S3 (ObjectCreated under the manifest prefix) -> SQS -> an Asset watcher (the amazon provider's
+SqsSensorTrigger, in the triggerer) -> an asset event -> this DAG -> one
+``healthomics_flowcell`` run (``healthomics_pipeline`` for a manifest with stages) per manifest
+version, its run id made of flowcell id + ETag, so a duplicate event starts nothing and a
+changed manifest starts a new run.
 
 Configure with the options ``manifest_prefix`` (s3://<bucket>/<prefix>/) and
 ``manifest_queue_url`` of the ``[healthomics]`` configuration section (e.g.
@@ -51,7 +52,7 @@ with DAG(
     runs = task(intake.runs_for_manifests, task_id=intake.RUNS_TASK)(manifests)
     trigger = TriggerDagRunOperator.partial(
         task_id=intake.TRIGGER_TASK,
-        trigger_dag_id=settings.FLOWCELL_DAG_ID,
+        # trigger_dag_id per manifest: healthomics_pipeline for one with stages
         skip_when_already_exists=True,  # the same manifest version again: its run is there
         map_index_template="{{ task.trigger_run_id }}",
     ).expand_kwargs(runs)

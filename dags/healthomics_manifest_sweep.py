@@ -1,10 +1,11 @@
 """Start one flowcell run for every manifest that lands in S3, without an event queue.
 
 A deferrable S3 key sensor (the amazon provider's, waiting in the triggerer) waits until a
-manifest has landed under the prefix since the last successful sweep; then each manifest of
-that window gets its ``healthomics_flowcell`` run, with the same deterministic run id as the
-events path (flowcell id + ETag), so overlapping windows, rescans and both paths together
-never start a manifest twice. A sweep that finds nothing before its timeout is skipped.
+manifest has landed under the prefix since the last successful sweep; then each manifest of that
+window gets its ``healthomics_flowcell`` (or ``healthomics_pipeline``) run, with the same
+deterministic run id as the events path (flowcell id + ETag), so overlapping windows, rescans
+and both paths together never start a manifest twice. A sweep that finds nothing before its
+timeout is skipped.
 
 Manifests that landed between two past dates: ``airflow backfill create --dag-id
 healthomics_manifest_sweep --from-date ... --to-date ...`` sweeps exactly those intervals.
@@ -52,7 +53,7 @@ with DAG(
     runs = task(intake.runs_for_manifests, task_id=intake.RUNS_TASK)(manifests)
     trigger = TriggerDagRunOperator.partial(
         task_id=intake.TRIGGER_TASK,
-        trigger_dag_id=settings.FLOWCELL_DAG_ID,
+        # trigger_dag_id per manifest: healthomics_pipeline for one with stages
         skip_when_already_exists=True,
         map_index_template="{{ task.trigger_run_id }}",
     ).expand_kwargs(runs)

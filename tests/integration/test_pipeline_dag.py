@@ -117,6 +117,13 @@ def test_a_failed_stage_stops_only_its_sample(
     assert failed["stages"][2]["message"] == "stage call did not complete"
     assert failed["stages"][1]["links"]["console"].startswith("https://console.aws.amazon.com/omics/home?")
 
+    # A new DAG run of the same manifest pays for nothing: what COMPLETED is reused, and the failed
+    # stage is followed again (as a failed first stage is), not run again; clearing it does that.
+    before = {r["id"] for r in omics.list_runs()["items"]}
+    again = run_dag(pipeline_dag, run_conf=conf(lab, uri, qc_min_completed_fraction=0.75))
+    assert again["dag_run"] == DagRunState.FAILED
+    assert {r["id"] for r in omics.list_runs()["items"]} == before
+
 
 def test_an_invalid_pipeline_is_refused_with_every_problem_and_starts_nothing(
     pipeline_dag: Any,

@@ -124,6 +124,12 @@ def pipeline_inputs(
     return pipeline, samples
 
 
+def stage_run_name(pipeline: Mapping[str, Any], number: int, sample_id: str, sample: Mapping[str, Any]) -> str:
+    """The run name of a sample's ``number``-th stage (1-based)."""
+    stage = pipeline["stages"][number - 1]["name"]
+    return run_name(str(pipeline["flowcell_id"]), sample_id, sample.get("name"), stage)
+
+
 def stage_request(
     pipeline: Mapping[str, Any], number: int, sample_id: str, sample: Mapping[str, Any], done: Mapping[str, StageResult]
 ) -> dict[str, Any]:
@@ -136,7 +142,7 @@ def stage_request(
         **defaults.run_fields(),
         "workflowId": stage.workflow_id,
         "outputUri": stage.output_uri,
-        "name": run_name(flowcell_id, sample_id, sample.get("name"), stage.name),
+        "name": stage_run_name(pipeline, number, sample_id, sample),
         "parameters": render(stage.parameters, sample.get("fields", {}), done),
         "tags": {
             **defaults.tags,
@@ -287,20 +293,26 @@ def qc_run(dag_id: str, manifest: FlowcellManifest, samples_uri: str, digest: st
 
 
 class _AnyOutput(dict[str, Any]):
-    """Stands in for an outputs.json not written yet: it has every key."""
+    """Stands in for an outputs.json not written yet: it has every key, each a file of the run."""
+
+    def __init__(self, run_output_uri: str) -> None:
+        super().__init__()
+        self.run_output_uri = run_output_uri
 
     def __contains__(self, key: object) -> bool:
         return True
 
     def __missing__(self, key: str) -> str:
-        return "s3://stand-in/for/a/stage/output"
+        return f"{self.run_output_uri}out/{key}"
 
 
 def _stand_in_results(manifest: FlowcellManifest) -> dict[str, StageResult]:
     """What every stage's run will offer later stages, with stand-in values (for checking requests)."""
-    return {
-        stage.name: StageResult("1000000", "s3://stand-in/for/a/run/output", _AnyOutput()) for stage in manifest.stages
-    }
+    results = {}
+    for stage in manifest.stages:
+        run_output_uri = f"{stage.output_uri.rstrip('/')}/1000000/"
+        results[stage.name] = StageResult("1000000", run_output_uri, _AnyOutput(run_output_uri))
+    return results
 
 
 def _start_run(request: dict[str, Any], key: str) -> dict[str, Any]:

@@ -9,11 +9,12 @@ from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSki
 from airflow.sdk.bases.skipmixin import SkipMixin
 from airflow.sdk.exceptions import DownstreamTasksSkipped
 
-from healthomics.flowcell.plan import stage_key, stage_request
-from healthomics.flowcell.sample import HealthOmicsSampleRunOperator
+from healthomics.flowcell.plan import stage_key, stage_request, stage_run_name
+from healthomics.flowcell.sample import STATE_KEY, HealthOmicsSampleRunOperator
 from healthomics.flowcell.task_ids import ENTRIES_TASK, PIPELINE_XCOM, STAGE_INPUTS_XCOM, stage_task_id
 from healthomics.manifest.pipeline import StageResult, TemplateError, parse_reference, references
 from healthomics.settings import allowed_output_prefixes
+from healthomics.utils.idempotency import TAG_KEY, SubmissionJournal, key_tag
 from healthomics.utils.s3 import parse_s3_uri, read_run_outputs
 from healthomics.utils.xcom import xcom_document
 
@@ -79,7 +80,24 @@ class HealthOmicsStageRunOperator(HealthOmicsSampleRunOperator, SkipMixin):
             self._inputs = self._stage_inputs(context)
             key = stage_key(str(self._inputs["idempotency_key"]), str(self.stage_name))
             self.sample = {"sample_id": self.sample["sample_id"], "stages": self.stages, "idempotency_key": key}
+            if SubmissionJournal(context, STATE_KEY).last(key) is None:
+                self._follow_earlier_run(key)
         return self._finish(context, super().execute(context))
+
+    def _follow_earlier_run(self, key: str) -> None:
+        """With no record of its own (a new DAG run of the manifest, or no task state store), the
+        stage follows the newest run of its key, as stage 1 follows its batch's: a new DAG run
+        reuses what COMPLETED and, like stage 1, does not pay again for what failed (a clear does)."""
+        name = stage_run_name(self._pipeline, self.stage_number, self.sample["sample_id"], self._inputs)
+        found = self.hook.find_runs(name, {TAG_KEY: key_tag(key)})
+        if found:
+            self.log.info(
+                "Sample %s, stage %s: following earlier run %s",
+                self.sample["sample_id"],
+                self.stage_name,
+                found[0]["id"],
+            )
+            self.sample["existing_run"] = {"id": found[0]["id"]}
 
     def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> dict[str, Any]:
         return self._finish(context, super().execute_complete(context, event))

@@ -1,10 +1,10 @@
 """Manifests that land in S3: find them (S3 event notifications or a listing) and name their runs.
 
-Exactly one ``healthomics_flowcell`` run per manifest version comes from the run id: it is
-derived from the flowcell id and the object's ETag, and the run is triggered with
-"skip when it already exists". A duplicate event, a rescan or a restart finds the run there
-and starts nothing; a changed manifest has a new ETag, so a new run.
-"""
+Exactly one ``healthomics_flowcell`` (or, with stages, ``healthomics_pipeline``) run per
+manifest version comes from the run id: it is derived from the flowcell id and the object's
+ETag, and the run is triggered with "skip when it already exists". A duplicate event, a rescan
+or a restart finds the run there and starts nothing; a changed manifest has a new ETag, so a new
+run."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from urllib.parse import unquote_plus
 
 from botocore.exceptions import ClientError
 
-from healthomics.manifest import declared_flowcell_id
+from healthomics.manifest import declared_flowcell_id, declares_stages
 from healthomics.manifest.model import MAX_MANIFEST_BYTES
+from healthomics.settings import FLOWCELL_DAG_ID, PIPELINE_DAG_ID
 from healthomics.utils.dead_letters import digest
 from healthomics.utils.documents import DocumentError, strict_json
 from healthomics.utils.s3 import InvalidS3UriError, parse_s3_uri
@@ -217,6 +218,11 @@ def unique(objects: Iterable[ManifestObject]) -> list[ManifestObject]:
     return list(seen.values())
 
 
+def flowcell_dag_id(body: bytes | str | dict[str, Any]) -> str:
+    """The DAG that runs a manifest: a pipeline's (it has ``stages``), else the one-workflow flowcell DAG."""
+    return PIPELINE_DAG_ID if declares_stages(body) else FLOWCELL_DAG_ID
+
+
 def flowcell_run_id(flowcell_id: str, etag: str) -> str:
     """The ``healthomics_flowcell`` run id of one manifest version."""
     return f"manifest__{safe_id_part(flowcell_id)}__{safe_id_part(etag, 64)}"
@@ -258,8 +264,10 @@ def flowcell_run(s3_client: Any, obj: ManifestObject) -> dict[str, Any] | None:
         return None
     flowcell_id = declared_flowcell_id(body, obj.uri) or obj.key
     run_id = flowcell_run_id(flowcell_id, obj.etag)
-    log.info("%s -> flowcell %s, run %s", obj.uri, flowcell_id, run_id)
+    dag_id = flowcell_dag_id(body)
+    log.info("%s -> flowcell %s, %s run %s", obj.uri, flowcell_id, dag_id, run_id)
     return {
+        "trigger_dag_id": dag_id,
         "trigger_run_id": run_id,
         "conf": {"manifest_uri": obj.uri, "manifest_etag": obj.etag},
         # Airflow renders notes as Markdown: the key is shown as code, never as a link.

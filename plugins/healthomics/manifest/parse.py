@@ -166,17 +166,29 @@ def declared_flowcell_id(raw: bytes | str | dict[str, Any], source_uri: str | No
     names a manifest too broken to parse (whose run then fails on it and says why); a declared
     id that is not a valid flowcell id is passed over for the file name.
     """
-    document: Any = raw
-    if not isinstance(raw, dict):
-        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-        try:
-            document = read_json(text).value if text.lstrip().startswith("{") else None
-        except DocumentError:
-            document = None
-    declared = document.get("flowcell_id") if isinstance(document, dict) else None
+    document = _json_object(raw)
+    declared = document.get("flowcell_id") if document is not None else None
     if isinstance(declared, str) and FLOWCELL_ID.fullmatch(declared.strip()):
         return declared.strip()
     return _flowcell_from_uri(source_uri)
+
+
+def declares_stages(raw: bytes | str | dict[str, Any]) -> bool:
+    """Whether a manifest is a pipeline (native format with ``stages``); never raises."""
+    document = _json_object(raw)
+    return document is not None and bool(document.get("stages"))
+
+
+def _json_object(raw: bytes | str | dict[str, Any]) -> dict[str, Any] | None:
+    """The manifest as a JSON object, if it is one (without validating it)."""
+    if isinstance(raw, dict):
+        return raw
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    try:
+        document = read_json(text).value if text.lstrip().startswith("{") else None
+    except DocumentError:
+        return None
+    return document if isinstance(document, dict) else None
 
 
 def render_parameters(template: Any, values: dict[str, Any], location: str, problems: _Collector) -> Any:

@@ -35,7 +35,7 @@ from healthomics.reruns.plan import (
     flowcell_conf,
     same_request,
 )
-from healthomics.settings import AWS_CONN_ID, MANIFEST_PREFIX
+from healthomics.settings import AWS_CONN_ID, MANIFEST_PREFIX, PIPELINE_DAG_ID
 from healthomics.utils.text import safe_id_part
 from healthomics.utils.xcom import task_states
 
@@ -164,6 +164,13 @@ def plan_flowcell(flowcell: dict[str, Any], **context: Any) -> dict[str, Any]:
         manifest = parse_manifest(raw, manifest_options(flowcell_params), source)
     except ManifestError as err:
         raise AirflowFailException(f"Flowcell {flowcell['flowcell_id']}: {err}") from err
+    if manifest.stages:
+        # Deciding per stage needs each stage's earlier outputs; until then, say what does work.
+        raise AirflowFailException(
+            f"Flowcell {manifest.flowcell_id} is a pipeline ({' -> '.join(s.name for s in manifest.stages)}): "
+            f"backfills take one-workflow flowcells. Trigger {PIPELINE_DAG_ID} with manifest_uri {flowcell['uri']}: "
+            "it reuses every stage run that COMPLETED; clear a failed stage task to run it again"
+        )
     hook = HealthOmicsHook(aws_conn_id=AWS_CONN_ID)
     decisions: list[SampleDecision] = []
     for sample in manifest.samples:

@@ -10,6 +10,7 @@ import pytest
 from healthomics.flowcell.plan import batch_groups, sample_entries, sample_key, select_samples, slim_entries
 from healthomics.intake.manifests import (
     ManifestObject,
+    flowcell_dag_id,
     flowcell_run_id,
     is_manifest,
     objects_in_notification,
@@ -81,6 +82,19 @@ def test_the_declared_flowcell_id_follows_the_parser() -> None:
     assert declared_flowcell_id(b'{"flowcellSamples": []}', "s3://lab/in/FC9.json") == "FC9"
     assert declared_flowcell_id(b"{broken", "s3://lab/in/FC8.json") == "FC8"
     assert declared_flowcell_id(b"sample,fastq_1\n", "s3://lab/in/FC7.csv") == "FC7"
+
+
+def test_a_manifest_with_stages_goes_to_the_pipeline_dag_and_anything_else_to_the_flowcell_dag() -> None:
+    assert flowcell_dag_id(b'{"flowcell_id": "FC1", "stages": [{"name": "align"}], "samples": []}') == (
+        "healthomics_pipeline"
+    )
+    for other in (
+        b'{"flowcell_id": "FC1", "workflow": {"id": "1"}}',
+        b'{"stages": []}',
+        b"{broken",
+        b"sample,fastq_1\n",
+    ):
+        assert flowcell_dag_id(other) == "healthomics_flowcell", other
 
 
 def run(run_id: str, status: str, created: str) -> dict[str, Any]:
