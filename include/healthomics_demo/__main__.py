@@ -1,10 +1,13 @@
 """``python -m healthomics_demo`` (``make demo``): one flowcell, end to end, on this machine.
 
-Starts moto and the HealthOmics emulator, puts twelve samples' FASTQs, a sample workflow, a
-QC workflow and an SNS topic in place, uploads a manifest in the Step Functions reference
-format (sample NA12885 is made to fail through the emulator's fault injection), runs the
-``healthomics_flowcell`` DAG with ``airflow dags test``, then prints the report the DAG
-wrote to S3 and the notification it published.
+Starts moto and the HealthOmics emulator, puts twelve samples' FASTQs, two stage workflows
+(``align`` -> ``call``), a QC workflow and an SNS topic in place, uploads a pipeline manifest
+(sample NA12885 is made to fail in its second stage through the emulator's fault injection),
+runs the ``healthomics_pipeline`` DAG with ``airflow dags test``, then prints the report the
+DAG wrote to S3 (each sample's stages) and the notification it published.
+
+``prepare`` sets up the one-workflow flowcell of ``make up`` (the Step Functions reference
+format, NA12885 failing), on the same lab.
 """
 
 from __future__ import annotations
@@ -28,17 +31,26 @@ FLOWCELL = "FC-DEMO-0001"
 ROLE_ARN = "arn:aws:iam::123456789012:role/healthomics-demo-run"
 SAMPLES = [f"NA128{n:02d}" for n in range(78, 90)]
 FAILING_SAMPLE = "NA12885"
+DAG_ID = "healthomics_pipeline"
 
 
-def prepare(stack: LocalAWS) -> dict[str, Any]:
-    """Inputs, workflows, fault, topic; returns the DAG run conf."""
-    s3, omics, sns, sqs = (stack.client(name) for name in ("s3", "omics", "sns", "sqs"))
+def _lab(stack: LocalAWS) -> dict[str, Any]:
+    """The bucket with every sample's FASTQ and the QC thresholds, and a topic with a reader."""
+    s3, sns, sqs = (stack.client(name) for name in ("s3", "sns", "sqs"))
     s3.create_bucket(Bucket=BUCKET)
     for sample in SAMPLES:
         s3.put_object(Bucket=BUCKET, Key=f"fastq/{FLOWCELL}/{sample}.fastq.gz", Body=b"@r1\nACGT\n+\nFFFF\n")
     s3.put_object(Bucket=BUCKET, Key="qc/cohort-qc.json", Body=json.dumps({"min_mean_coverage": 30}).encode())
-    sample_wf, qc_wf = (
-        create_active_workflow(
+    topic = sns.create_topic(Name="healthomics-flowcells")["TopicArn"]
+    inbox = sqs.create_queue(QueueName="flowcell-notifications")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn, Attributes={"RawMessageDelivery": "true"})
+    return {"topic": topic, "inbox": inbox}
+
+
+def _workflows(omics: Any, templates: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        name: create_active_workflow(
             omics,
             name=name,
             engine="WDL",
@@ -46,10 +58,38 @@ def prepare(stack: LocalAWS) -> dict[str, Any]:
             parameterTemplate=template,
             requestId=f"demo-{name}-v1",
         )
-        for name, template in (
-            ("germline-wgs", {"sample_id": {"description": "Sample id"}, "fastq": {"description": "Reads"}}),
-            ("cohort-qc", {"qc_config": {"description": "QC thresholds"}, "samples": {"description": "Samples"}}),
-        )
+        for name, template in templates.items()
+    }
+
+
+def _upload(stack: LocalAWS, manifest: dict[str, Any]) -> str:
+    key = f"manifests/{FLOWCELL}.json"
+    stack.client("s3").put_object(Bucket=BUCKET, Key=key, Body=json.dumps(manifest, indent=2).encode())
+    return f"s3://{BUCKET}/{key}"
+
+
+def _conf(lab: dict[str, Any], manifest_uri: str) -> dict[str, Any]:
+    return {
+        "conf": {
+            "manifest_uri": manifest_uri,
+            "role_arn": ROLE_ARN,
+            "sns_topic_arn": lab["topic"],
+            # A failed sample would gate QC; the demo lets QC run on the 11 others.
+            "qc_min_completed_fraction": 0.9,
+        },
+        "inbox": lab["inbox"],
+    }
+
+
+def prepare(stack: LocalAWS) -> dict[str, Any]:
+    """The one-workflow flowcell (reference format, NA12885 failing); returns the DAG run conf."""
+    lab = _lab(stack)
+    workflows = _workflows(
+        stack.client("omics"),
+        {
+            "germline-wgs": {"sample_id": {"description": "Sample id"}, "fastq": {"description": "Reads"}},
+            "cohort-qc": {"qc_config": {"description": "QC thresholds"}, "samples": {"description": "Samples"}},
+        },
     )
     EmulatorAdmin(stack.omics_url).add_fault(
         action="fail",
@@ -57,31 +97,73 @@ def prepare(stack: LocalAWS) -> dict[str, Any]:
         failureReason="OUT_OF_MEMORY_ERROR",
         statusMessage="Task HaplotypeCaller exited with out of memory (demo fault)",
     )
-    topic = sns.create_topic(Name="healthomics-flowcells")["TopicArn"]
-    inbox = sqs.create_queue(QueueName="flowcell-notifications")["QueueUrl"]
-    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn, Attributes={"RawMessageDelivery": "true"})
     manifest = reference_manifest(
         [(sample, f"s3://{BUCKET}/fastq/{FLOWCELL}/{sample}.fastq.gz") for sample in SAMPLES],
-        sample_workflow=sample_wf["arn"],
+        sample_workflow=workflows["germline-wgs"]["arn"],
         sample_output=f"s3://{BUCKET}/outputs/{FLOWCELL}/",
         qc_config=f"s3://{BUCKET}/qc/cohort-qc.json",
-        qc_workflow=qc_wf["id"],
+        qc_workflow=workflows["cohort-qc"]["id"],
         qc_output=f"s3://{BUCKET}/qc/{FLOWCELL}/",
     )
-    key = f"manifests/{FLOWCELL}.json"
-    s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(manifest, indent=2).encode())
-    print(f"manifest: s3://{BUCKET}/{key} ({len(SAMPLES)} samples, reference format; {FAILING_SAMPLE} will fail)")
-    return {
-        "conf": {
-            "manifest_uri": f"s3://{BUCKET}/{key}",
-            "role_arn": ROLE_ARN,
-            "sns_topic_arn": topic,
-            # A failed sample would gate QC; the demo lets QC run on the 11 others.
-            "qc_min_completed_fraction": 0.9,
+    uri = _upload(stack, manifest)
+    print(f"manifest: {uri} ({len(SAMPLES)} samples, reference format; {FAILING_SAMPLE} will fail)")
+    return _conf(lab, uri)
+
+
+def prepare_pipeline(stack: LocalAWS) -> dict[str, Any]:
+    """The two-stage flowcell (align -> call, then QC; NA12885 failing in call); returns the DAG run conf."""
+    lab = _lab(stack)
+    workflows = _workflows(
+        stack.client("omics"),
+        {
+            "align": {"sample_id": {"description": "Sample id"}, "fastq": {"description": "Reads"}},
+            "call": {"sample_id": {"description": "Sample id"}, "bam": {"description": "Aligned reads"}},
+            "cohort-qc": {"qc_config": {"description": "QC thresholds"}, "samples": {"description": "Samples"}},
         },
-        "inbox": inbox,
+    )
+    emulator = EmulatorAdmin(stack.omics_url)
+    # What each workflow writes to logs/outputs.json (as <workflow>.<output>, like WDL).
+    emulator.configure(
+        profiles={
+            "align": {"outputs": {"bam": "out/{runName}.bam"}},
+            "call": {"outputs": {"vcf": "out/{runName}.vcf.gz"}},
+        }
+    )
+    emulator.add_fault(
+        action="fail",
+        match={"name": f"{FAILING_SAMPLE}-call$"},
+        failureReason="OUT_OF_MEMORY_ERROR",
+        statusMessage="Task HaplotypeCaller exited with out of memory (demo fault)",
+    )
+    manifest = {
+        "flowcell_id": FLOWCELL,
+        "run_defaults": {"output_uri": f"s3://{BUCKET}/outputs/{FLOWCELL}/"},
+        "stages": [
+            {
+                "name": "align",
+                "workflow": {"id": workflows["align"]["id"]},
+                "parameters": {"sample_id": "{sample_id}", "fastq": "{fastq}"},
+                "outputs": ["align.bam"],
+            },
+            {
+                "name": "call",
+                "workflow": {"id": workflows["call"]["id"]},
+                "parameters": {"sample_id": "{sample_id}", "bam": "{stages.align.outputs.align.bam}"},
+            },
+        ],
+        "samples": [
+            {"sample_id": sample, "parameters": {"fastq": f"s3://{BUCKET}/fastq/{FLOWCELL}/{sample}.fastq.gz"}}
+            for sample in SAMPLES
+        ],
+        "qc": {
+            "workflow_id": workflows["cohort-qc"]["id"],
+            "output_uri": f"s3://{BUCKET}/qc/{FLOWCELL}/",
+            "parameters": {"qc_config": f"s3://{BUCKET}/qc/cohort-qc.json"},
+        },
     }
+    uri = _upload(stack, manifest)
+    print(f"manifest: {uri} ({len(SAMPLES)} samples, align -> call; {FAILING_SAMPLE} will fail in call)")
+    return _conf(lab, uri)
 
 
 def airflow_env(stack: LocalAWS, home: Path) -> dict[str, str]:
@@ -99,10 +181,10 @@ def airflow_env(stack: LocalAWS, home: Path) -> dict[str, str]:
 def run_dag(env: dict[str, str], conf: dict[str, Any], log_path: Path) -> int:
     airflow = [sys.executable, "-m", "airflow"]
     subprocess.run([*airflow, "db", "migrate"], env=env, check=True, capture_output=True)
-    print(f"running: airflow dags test healthomics_flowcell --conf '...'   (log: {log_path})")
+    print(f"running: airflow dags test {DAG_ID} --conf '...'   (log: {log_path})")
     with log_path.open("w") as log:
         return subprocess.run(
-            [*airflow, "dags", "test", "healthomics_flowcell", "--conf", json.dumps(conf)],
+            [*airflow, "dags", "test", DAG_ID, "--conf", json.dumps(conf)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -138,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     with LocalAWS(workdir=args.workdir / "stack", time_scale=3600) as stack:
         print(f"local stack: moto {stack.moto_url}, HealthOmics emulator {stack.omics_url}")
-        setup = prepare(stack)
+        setup = prepare_pipeline(stack)
         code = run_dag(airflow_env(stack, args.workdir / "airflow"), setup["conf"], args.workdir / "dag-test.log")
         headline = show_results(stack, setup["inbox"])
     print(
@@ -146,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         f"({'failed, as expected: one sample failed' if code else 'succeeded'})"
     )
     # The demo succeeds when the pipeline behaved as designed: the report exists and calls the
-    # flowcell FAILED because of the one injected failure (QC still ran on the other 11).
+    # flowcell FAILED because of the one injected failure in a second stage (QC still ran on the
+    # other 11).
     return 0 if headline.startswith(f"Flowcell {FLOWCELL}: FAILED") else 1
 
 
