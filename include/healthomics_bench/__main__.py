@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import json
 import platform
 import shutil
@@ -32,9 +33,9 @@ from typing import Any
 import psutil
 import sqlalchemy
 
-from healthomics_bench.measure import Clock, Sampler, deferral_times, derive, fan_out_progress
+from healthomics_bench.measure import Clock, Sampler, deferral_times, derive, derive_pipeline, fan_out_progress
 from healthomics_bench.report import render_chart, render_table
-from healthomics_bench.scenario import build_flowcell
+from healthomics_bench.scenario import STAGES, Pipeline, build_flowcell, build_pipeline, stage_manifest
 from local_airflow.deployment import LocalAirflow
 from local_aws.stack import LocalAWS
 from omics_emulator import EmulatorAdmin
@@ -42,16 +43,24 @@ from omics_emulator.quotas import DEFAULT_TPS
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_DAG = REPO / "dags" / "healthomics_flowcell.py"
+PIPELINE_DAG = REPO / "dags" / "healthomics_pipeline.py"
 BASELINE_DAG = Path(__file__).resolve().parent / "dags" / "healthomics_baseline_flowcell.py"
 VARIANTS = {
     "project": ("healthomics_flowcell", PROJECT_DAG),
     "events": ("healthomics_flowcell", PROJECT_DAG),
     "baseline": ("healthomics_baseline_flowcell", BASELINE_DAG),
+    # A three-stage pipeline per sample: healthomics_pipeline (each sample moves on by itself), and
+    # the same stages run flowcell-wide one after another (healthomics_flowcell once per stage).
+    "pipeline": ("healthomics_pipeline", PIPELINE_DAG),
+    "stagewise": ("healthomics_flowcell", PROJECT_DAG),
 }
+PIPELINE_VARIANTS = ("pipeline", "stagewise")
 EVENTS_QUEUE = "healthomics-run-events"
 # Germline WGS for a sample, a cohort QC after them: emulated seconds.
 SAMPLE_PROFILE = {"pending_seconds": 60, "starting_seconds": 300, "running_seconds": 3 * 3600, "jitter": 0.1}
 QC_PROFILE = {"pending_seconds": 60, "starting_seconds": 300, "running_seconds": 1800, "jitter": 0.0}
+# A pipeline's stage: an hour each, so the three stages take what the one germline run does.
+STAGE_PROFILE = {"pending_seconds": 60, "starting_seconds": 300, "running_seconds": 3600, "jitter": 0.1}
 
 
 def emulator_config(time_scale: float) -> dict[str, Any]:
@@ -60,7 +69,14 @@ def emulator_config(time_scale: float) -> dict[str, Any]:
         "quotas": {operation: tps * time_scale for operation, tps in DEFAULT_TPS.items()},
         # Batches release runs at the published StartRun rate, in emulated time.
         "batch_submission_tps": DEFAULT_TPS["StartRun"],
-        "profiles": {"default": SAMPLE_PROFILE, "cohort-qc": QC_PROFILE},
+        "profiles": {
+            "default": SAMPLE_PROFILE,
+            "cohort-qc": QC_PROFILE,
+            **{
+                name: {**STAGE_PROFILE, "outputs": {stage["output"]: f"out/{{runName}}.{stage['output']}"}}
+                for name, stage in STAGES.items()
+            },
+        },
         "check_inputs": False,  # both DAGs are given existing inputs; spare moto N HEADs per run
         "seed": 1,
     }
@@ -81,11 +97,12 @@ def run_one(variant: str, samples: int, args: argparse.Namespace) -> dict[str, A
         events_queue=EVENTS_QUEUE if events else None,
     )
     with stack:
-        flowcell = build_flowcell(stack, samples)
+        flowcell = build_pipeline(stack, samples) if variant in PIPELINE_VARIANTS else build_flowcell(stack, samples)
         dags = work / "dags"
         dags.mkdir(parents=True)
         (dags / dag_file.name).symlink_to(dag_file)
         env = {**stack.env(), "AIRFLOW__HEALTHOMICS__POLL_SECONDS": f"{poll_real:g}"}
+        env["AIRFLOW__HEALTHOMICS__PIPELINE_STAGES"] = str(len(STAGES))
         if events:
             queue_url = stack.client("sqs").get_queue_url(QueueName=EVENTS_QUEUE)["QueueUrl"]
             env["AIRFLOW_VAR_HEALTHOMICS_RUN_WAKE_QUEUE_URL"] = queue_url
@@ -106,6 +123,9 @@ def run_one(variant: str, samples: int, args: argparse.Namespace) -> dict[str, A
             }
             sampler = Sampler(airflow.sql_alchemy_conn, dag_id, components)
             sampler.start()
+            if isinstance(flowcell, Pipeline):
+                result = run_pipeline(variant, flowcell, stack, airflow, sampler, clock, admin, args)
+                return {"variant": variant, "database": database, **result}
             triggered_at = time.time()
             run_id = airflow.trigger(dag_id, conf=flowcell.conf(), run_id=f"bench__{variant}__{samples}")
             sampler.run_id = run_id
@@ -141,6 +161,70 @@ def run_one(variant: str, samples: int, args: argparse.Namespace) -> dict[str, A
         deferred_at=deferral_times(work / "airflow" / "logs", dag_id, run_id),
     )
     return {"variant": variant, "dag_run_state": dag_run["state"], "database": database, **result}
+
+
+def run_pipeline(
+    variant: str,
+    pipeline: Pipeline,
+    stack: LocalAWS,
+    airflow: LocalAirflow,
+    sampler: Sampler,
+    clock: Clock,
+    admin: EmulatorAdmin,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """One pipeline flowcell: one healthomics_pipeline run, or (stagewise) one healthomics_flowcell
+    run per stage, each over the whole flowcell and started when the one before has finished."""
+    dag_id = VARIANTS[variant][0]
+    samples = len(pipeline.samples)
+    omics = stack.client("omics")
+    triggered_at = time.time()
+    run_ids: list[str] = []
+    if variant == "pipeline":
+        run_ids.append(airflow.trigger(dag_id, conf=pipeline.conf(), run_id=f"bench__pipeline__{samples}"))
+        sampler.follow(run_ids[-1])
+        sampler.wait_for_dag_run(timeout=args.timeout)
+    else:
+        earlier: dict[str, dict[str, Any]] = {}
+        for stage in STAGES:
+            conf = {**pipeline.conf(), "manifest_uri": stage_manifest(stack, pipeline, stage, earlier)}
+            run_ids.append(airflow.trigger(dag_id, conf=conf, run_id=f"bench__stagewise__{samples}__{stage}"))
+            sampler.follow(run_ids[-1])
+            sampler.wait_for_dag_run(timeout=args.timeout)
+            named = {r["name"]: r for page in omics.get_paginator("list_runs").paginate() for r in page["items"]}
+            earlier = {
+                s: dict(omics.get_run(id=named[f"{pipeline.flowcell_id}-{stage}-{s}"]["id"])) for s in pipeline.samples
+            }
+    sampler.stop()
+    task_instances = [ti for run_id in run_ids for ti in airflow.task_instances(dag_id, run_id)]
+    last = airflow.task_instances(dag_id, run_ids[-1])
+    finished = max(epoch_of(ti["end_date"]) for ti in last if ti["task_id"] == "notify")
+    qc_started = next((epoch_of(ti["start_date"]) for ti in last if ti["task_id"] == "qc" and ti["start_date"]), None)
+    runs = [item for page in omics.get_paginator("list_runs").paginate() for item in page["items"]]
+    flowcell_id = pipeline.flowcell_id
+    result = derive_pipeline(
+        samples=samples,
+        stages=list(STAGES),
+        clock=clock,
+        triggered_at=triggered_at,
+        finished_at=finished,
+        qc_started_at=qc_started,
+        runs=runs,
+        run_name=(lambda s, g: f"{flowcell_id}-{s}-{g}")
+        if variant == "pipeline"
+        else (lambda s, g: f"{flowcell_id}-{g}-{s}"),
+        sample_ids=pipeline.samples,
+        task_instances=task_instances,
+        counters=admin.counters(),
+        sampler=sampler,
+        start_run_tps=DEFAULT_TPS["StartRun"],
+    )
+    states = {airflow.dag_run(dag_id, run_id)["state"] for run_id in run_ids}
+    return {"dag_run_state": "success" if states == {"success"} else ",".join(sorted(states)), **result}
+
+
+def epoch_of(timestamp: str) -> float:
+    return dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ import math
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -57,7 +58,8 @@ def tree_pss_bytes(root: psutil.Process) -> int:
 class Sampler:
     """Every ``interval`` seconds: the sample tasks' states, the DAG run's (metadata DB) and component cost.
 
-    Reads the metadata database directly (SQLAlchemy URL; SQLite is opened read-only), so
+    The sample tasks are ``sample`` (healthomics_flowcell) or the stage tasks of the ``sample``
+    group (healthomics_pipeline). Reads the metadata database directly (SQLAlchemy URL; SQLite is opened read-only), so
     watching costs the API server nothing: the REST API's DAG run answer lists the run's DAG
     versions, which loads every task instance of the run (at 10,000 samples, polling it once a
     second took a quarter of the api-server's time).
@@ -93,7 +95,7 @@ class Sampler:
         engine = sqlalchemy.create_engine(url)
         query = sqlalchemy.text(
             "SELECT state, COUNT(*) FROM task_instance WHERE dag_id = :dag_id AND run_id = :run_id "
-            "AND task_id = 'sample' GROUP BY state"
+            "AND (task_id = 'sample' OR task_id LIKE 'sample.%') GROUP BY state"
         )
         run_query = sqlalchemy.text("SELECT state FROM dag_run WHERE dag_id = :dag_id AND run_id = :run_id")
         ticks = 0
@@ -105,14 +107,20 @@ class Sampler:
                     try:
                         with engine.connect() as db:
                             rows = db.execute(query, names).fetchall()
-                            self.dag_run_state = db.execute(run_query, names).scalar()
+                            run_state = db.execute(run_query, names).scalar()
                     except sqlalchemy.exc.OperationalError:
                         continue  # locked by a writer: next tick
+                    if names["run_id"] == self.run_id:  # not a run it stopped following meanwhile
+                        self.dag_run_state = run_state
                     self.timeline.append((time.time(), {str(state): count for state, count in rows}))
                 # Reading every process's memory map is slow: every 10th tick.
                 self._sample_processes(memory=ticks % 10 == 0)
         finally:
             engine.dispose()
+
+    def follow(self, run_id: str) -> None:
+        """Watch ``run_id`` from now on (a flowcell of several DAG runs, one after another)."""
+        self.run_id, self.dag_run_state = run_id, None
 
     def wait_for_dag_run(self, timeout: float) -> None:
         """Until the DAG run's state is terminal; TimeoutError after ``timeout`` seconds."""
@@ -347,4 +355,64 @@ def fan_out_progress(
         "throttled_429": sum(throttled.values()),
         "cpu_seconds": dict(sampler.cpu_seconds),
         "peak_rss_mib": {name: rss / 2**20 for name, rss in sampler.peak_rss.items()},
+    }
+
+
+def derive_pipeline(
+    *,
+    samples: int,
+    stages: list[str],
+    clock: Clock,
+    triggered_at: float,
+    finished_at: float,
+    qc_started_at: float | None,
+    runs: list[dict[str, Any]],
+    run_name: Callable[[str, str], str],
+    sample_ids: list[str],
+    task_instances: list[dict[str, Any]],
+    counters: dict[str, Any],
+    sampler: Sampler,
+    start_run_tps: float,
+) -> dict[str, Any]:
+    """A multi-stage flowcell's figures: makespan against the ideal (the longest per-sample chain of
+    stage runs, the QC run, and every stage run through the shared StartRun quota), calls per sample
+    and stage, throttling, task failures, CPU and memory (see docs/benchmarks.md)."""
+    scale = clock.scale
+    by_name = {r["name"]: r for r in runs}
+
+    def duration(run: dict[str, Any]) -> float:
+        return float(epoch(run["stopTime"]) - epoch(run["creationTime"]))  # type: ignore[operator]
+
+    chains = [sum(duration(by_name[run_name(s, stage)]) for stage in stages) for s in sample_ids]
+    qc_run = next(r for r in runs if r["name"].endswith("-qc"))
+    # Every stage run of every sample goes through the StartRun quota (a batch's releases too).
+    release = samples * len(stages) / start_run_tps
+    ideal = max(chains) + duration(qc_run) + release
+    makespan_real = finished_at - triggered_at
+    last_stage_end = max(clock.to_wall(epoch(by_name[run_name(s, stages[-1])]["stopTime"])) for s in sample_ids)  # type: ignore[arg-type]
+    calls, throttled = api_calls(counters)
+    states = [ti["state"] for ti in task_instances if str(ti["task_id"]).startswith("sample")]
+    return {
+        "samples": samples,
+        "stages": len(stages),
+        "sample_tasks": len(states),
+        "makespan_emulated_s": makespan_real * scale,
+        "ideal_emulated_s": ideal,
+        "makespan_overhead": makespan_real * scale / ideal,
+        "added_real_s": makespan_real - ideal / scale,
+        "release_emulated_s": release,
+        "longest_chain_emulated_s": max(chains),
+        "calls": calls,
+        # Per sample and stage: what one stage of one sample costs, comparable with one-stage flowcells.
+        "calls_per_sample": {op: n / (samples * len(stages)) for op, n in calls.items()},
+        "throttled_429": sum(throttled.values()),
+        "throttled_by_operation": {op: n for op, n in throttled.items() if n},
+        "detection_latency_emulated_s": {"median": None, "p95": None},
+        "critical_path_real_s": (qc_started_at - last_stage_end) if qc_started_at else None,
+        "fan_out_real_s": None,
+        "cpu_seconds": dict(sampler.cpu_seconds),
+        "peak_rss_mib": {name: rss / 2**20 for name, rss in sampler.peak_rss.items()},
+        "task_failures": states.count("failed"),
+        "sample_states": {s: states.count(s) for s in sorted(set(states))},
+        "time_scale": scale,
     }

@@ -11,7 +11,15 @@ from typing import Any
 import psutil
 import pytest
 
-from healthomics_bench.measure import Clock, Sampler, derive, fan_out_progress, percentile, tree_cpu_seconds
+from healthomics_bench.measure import (
+    Clock,
+    Sampler,
+    derive,
+    derive_pipeline,
+    fan_out_progress,
+    percentile,
+    tree_cpu_seconds,
+)
 from healthomics_bench.report import render_table
 
 SCALE = 10.0
@@ -173,3 +181,43 @@ def test_the_sampler_sees_the_dag_run_end_in_the_metadata_database(tmp_path: Pat
         sampler.stop()
     assert sampler.dag_run_state == "failed"
     assert sampler.timeline[-1][1] == {"deferred": 1, "running": 1}
+
+
+def test_derive_a_pipeline_against_its_longest_chain_and_the_quota_for_every_stage_run() -> None:
+    # Two samples, two stages each: S0 10 + 20 wall s, S1 10 + 40 wall s (the longest chain: 50 wall
+    # s = 500 emulated); QC 1200 -> 1210; triggered at 1000, notified at 1220.
+    runs = [
+        run("FC-S0-align", 1_010.0, 1_020.0),
+        run("FC-S0-call", 1_030.0, 1_050.0),
+        run("FC-S1-align", 1_010.0, 1_020.0),
+        run("FC-S1-call", 1_100.0, 1_140.0),
+        run("FC-qc", 1_200.0, 1_210.0),
+    ]
+    sampler = Sampler("sqlite:///unused.db", "d", {})
+    result = derive_pipeline(
+        samples=2,
+        stages=["align", "call"],
+        clock=CLOCK,
+        triggered_at=1_000.0,
+        finished_at=1_220.0,
+        qc_started_at=1_195.0,
+        runs=runs,
+        run_name=lambda sample, stage: f"FC-{sample}-{stage}",
+        sample_ids=["S0", "S1"],
+        task_instances=[
+            {"task_id": "sample.stage_1", "state": "success"},
+            {"task_id": "sample.stage_2", "state": "failed"},
+            {"task_id": "qc", "state": "success"},
+        ],
+        counters={"operations": {"StartRun": {"calls": 2, "statuses": {"429": 1}}, "GetRun": {"calls": 6}}},
+        sampler=sampler,
+        start_run_tps=0.1,
+    )
+    release = 2 * 2 / 0.1  # every stage run of every sample through the StartRun quota
+    assert result["longest_chain_emulated_s"] == 500.0
+    assert result["ideal_emulated_s"] == 500.0 + 100.0 + release
+    assert result["makespan_overhead"] == pytest.approx(2_200.0 / (600.0 + release))
+    assert result["calls_per_sample"] == {"GetRun": 1.5, "StartRun": 0.5}  # per sample and stage
+    assert result["throttled_429"] == 1 and result["task_failures"] == 1
+    assert result["critical_path_real_s"] == pytest.approx(55.0)  # last call ended at 1140, QC at 1195
+    assert "| 2 |" in render_table([{"variant": "pipeline", **result}])
