@@ -41,7 +41,7 @@ with DAG(
     runs = task(reruns.runs_to_trigger, task_id="runs_to_trigger", trigger_rule="all_done")(plans)
     trigger = TriggerDagRunOperator.partial(
         task_id="trigger_flowcell",
-        trigger_dag_id=settings.FLOWCELL_DAG_ID,
+        # trigger_dag_id per flowcell: healthomics_pipeline for a pipeline
         skip_when_already_exists=True,  # a retried trigger finds its run
         map_index_template="{{ task.trigger_run_id }}",
     ).expand_kwargs(runs)

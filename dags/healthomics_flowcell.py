@@ -11,27 +11,19 @@ the REST API. A manifest with ``stages`` runs in ``healthomics_pipeline``. The l
 
 from __future__ import annotations
 
-import datetime as dt
-
 from airflow.sdk import DAG
 
 from healthomics import settings
 from healthomics.flowcell import task_ids
-from healthomics.flowcell.dag import SAMPLE_TASK_ARGS, flowcell_tasks
-from healthomics.flowcell.params import PARAMS
+from healthomics.flowcell.dag import SAMPLE_TASK_ARGS, flowcell_dag_args, flowcell_tasks
 from healthomics.flowcell.sample import HealthOmicsSampleRunOperator
 
 with DAG(
     dag_id=settings.FLOWCELL_DAG_ID,
     description="Run every sample of a sequencing flowcell on AWS HealthOmics, then QC, then notify",
-    schedule=None,
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
-    catchup=False,
-    default_args=settings.TASK_DEFAULTS,
-    max_active_runs=settings.max_active_flowcells(),
-    params=PARAMS,
     tags=["healthomics", "genomics"],
     doc_md=__doc__,
+    **flowcell_dag_args(),
 ) as dag:
     flowcell_tasks(
         lambda entries: HealthOmicsSampleRunOperator.partial(

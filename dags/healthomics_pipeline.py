@@ -9,15 +9,13 @@ sample's unused ones are skipped. See docs/pipelines.md.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from airflow.sdk import DAG, chain, task_group
 
 from healthomics import settings
 from healthomics.flowcell import task_ids
-from healthomics.flowcell.dag import SAMPLE_TASK_ARGS, flowcell_tasks
-from healthomics.flowcell.params import PARAMS
+from healthomics.flowcell.dag import SAMPLE_TASK_ARGS, flowcell_dag_args, flowcell_tasks
 from healthomics.flowcell.stage import MAP_INDEX_TEMPLATE, HealthOmicsStageRunOperator
 
 STAGE_SLOTS = settings.pipeline_stages()
@@ -44,13 +42,8 @@ def sample_pipeline(sample: Any) -> None:
 with DAG(
     dag_id=settings.PIPELINE_DAG_ID,
     description="Run a pipeline of HealthOmics workflows per sample of a flowcell, then QC, then notify",
-    schedule=None,
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
-    catchup=False,
-    default_args=settings.TASK_DEFAULTS,
-    max_active_runs=settings.max_active_flowcells(),
-    params=PARAMS,
     tags=["healthomics", "genomics", "pipeline"],
     doc_md=__doc__,
+    **flowcell_dag_args(),
 ) as dag:
     flowcell_tasks(lambda entries: sample_pipeline.expand(sample=entries), stage_slots=STAGE_SLOTS)

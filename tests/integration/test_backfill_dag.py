@@ -12,9 +12,10 @@ from omics_emulator import EmulatorAdmin
 
 from .airflow_dags import run_dag
 from .conftest import ROLE_ARN, SAMPLES
-from .flowcells import dag_runs, reference_manifest
+from .flowcells import FLOWCELL, dag_runs, outputs_json, pipeline_manifest, reference_manifest
 
 FLOWCELL_DAG = "healthomics_flowcell"
+PIPELINE_DAG = "healthomics_pipeline"
 
 
 def runs_of(omics: Any, flowcell: str) -> list[dict[str, Any]]:
@@ -101,3 +102,48 @@ def test_a_backfill_names_flowcells_it_cannot_find_and_triggers_nothing(
     assert states["select_flowcells"].state == TaskInstanceState.FAILED
     assert not any("FC-KNOWN" in r for r in dag_runs(FLOWCELL_DAG, "backfill__"))
     assert omics.list_runs()["items"] == []
+
+
+def test_a_pipeline_backfill_runs_each_sample_from_its_first_stage_without_a_completed_run(
+    project_dags: Any,
+    lab: dict[str, Any],
+    stage_workflows: dict[str, str],
+    realtime: EmulatorAdmin,
+    omics: Any,
+    s3: Any,
+) -> None:
+    """One sample failed in its second stage: the backfill reuses its alignment and the other
+    samples' every stage, and runs that sample's call and annotate again only."""
+    s3.put_object(
+        Bucket=lab["bucket"],
+        Key=f"manifests/{FLOWCELL}.json",
+        Body=json.dumps(pipeline_manifest(lab, stage_workflows)).encode(),
+    )
+    prefix = f"s3://{lab['bucket']}/manifests/"
+    flowcell_conf = {"role_arn": ROLE_ARN, "sns_topic_arn": lab["topic"]}
+    realtime.add_fault(action="fail", match={"name": f"{FLOWCELL}-NA12891-call$"}, failureReason="SERVICE_ERROR")
+    first = run_dag(project_dags(PIPELINE_DAG), run_conf={**flowcell_conf, "manifest_uri": f"{prefix}{FLOWCELL}.json"})
+    assert first["dag_run"] == DagRunState.FAILED
+    realtime.clear_faults()
+    before = {r["id"] for r in omics.list_runs()["items"]}
+
+    backfill_conf = {"flowcell_ids": [FLOWCELL], "manifest_prefix": prefix, "flowcell_conf": flowcell_conf}
+    real = run_dag(project_dags("healthomics_backfill"), run_conf={**backfill_conf, "dry_run": False})
+    assert real["dag_run"] == DagRunState.SUCCESS
+    [plan] = [real["plan_flowcell"].xcom_pull(task_ids="plan_flowcell")]
+    plan = plan[0] if isinstance(plan, list) else plan
+    decisions = {s["sample_id"]: s for s in plan["samples"]}
+    assert {s: d["action"] for s, d in decisions.items()} == {**dict.fromkeys(SAMPLES, "reuse"), "NA12891": "run"}
+    assert decisions["NA12891"]["reason"].startswith("from stage call (runs again: latest run FAILED)")
+    assert set(decisions["NA12891"]["stage_runs"]) == {"align"}
+    [triggered] = [run for r, run in dag_runs(PIPELINE_DAG, "backfill__").items() if FLOWCELL in r]
+    states = run_dag(project_dags(PIPELINE_DAG), run_conf=triggered["conf"])
+    assert states["dag_run"] == DagRunState.SUCCESS, triggered["conf"]
+
+    new = [omics.get_run(id=r["id"]) for r in omics.list_runs()["items"] if r["id"] not in before]
+    assert sorted(r["name"] for r in new) == sorted(
+        [f"{FLOWCELL}-NA12891-call", f"{FLOWCELL}-NA12891-annotate", f"{FLOWCELL}-qc"]
+    )
+    [call] = [r for r in new if r["name"].endswith("-call")]
+    [align] = [omics.get_run(id=r["id"]) for r in omics.list_runs(name=f"{FLOWCELL}-NA12891-align")["items"]]
+    assert call["parameters"]["bam"] == outputs_json(s3, align)["align.bam"]  # fed by the reused alignment

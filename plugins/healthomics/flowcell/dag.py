@@ -18,8 +18,23 @@ from airflow.sdk import XComArg, task
 
 from healthomics import settings
 from healthomics.flowcell import delivery, load, qc, task_ids
+from healthomics.flowcell.params import PARAMS
 from healthomics.operators.batch import HealthOmicsStartRunBatchOperator
 from healthomics.operators.run import HealthOmicsStartRunOperator
+
+
+def flowcell_dag_args() -> dict[str, Any]:
+    """What every flowcell DAG is declared with: no schedule (a flowcell is an event, not an
+    interval), the flowcell Params form, the package's task defaults, flowcells in flight."""
+    return {
+        "schedule": None,
+        "start_date": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        "catchup": False,
+        "default_args": settings.TASK_DEFAULTS,
+        "max_active_runs": settings.max_active_flowcells(),
+        "params": PARAMS,
+    }
+
 
 # What the sample tasks share: a lost worker or an API error is retried; a failed run is not
 # (clear the task to pay for another run; it resumes from the run cache).

@@ -21,6 +21,7 @@ from healthomics.flowcell.plan import (
     sample_entries,
     select_samples,
     slim_entries,
+    split_reuse,
     submission_problems,
 )
 from healthomics.flowcell.task_ids import PIPELINE_XCOM, PROBLEMS_XCOM, STAGE_INPUTS_XCOM, START_REQUESTS_XCOM
@@ -123,11 +124,12 @@ def load_manifest(stage_slots: int | None = None, **context: Any) -> dict[str, A
         raise
     options = manifest_options(params)
     dag_id = context["ti"].dag_id
-    reuse = dict(params.get("reuse_runs") or {})
+    reuse_runs = dict(params.get("reuse_runs") or {})
     rerun_key = params.get("rerun_key")
     mode = params.get("submission_mode", BATCH)
     try:
-        manifest = select_samples(parse_manifest(raw, options, source), params.get("samples"), params.get("reuse_runs"))
+        manifest = select_samples(parse_manifest(raw, options, source), params.get("samples"), reuse_runs)
+        reuse, reuse_later = split_reuse(manifest, reuse_runs)
         if mode == BATCH and manifest.first_run_defaults().workflow_type == "READY2RUN":
             log.warning("Ready2Run workflows cannot run in a batch: submitting one run per sample")
             mode = PER_SAMPLE
@@ -157,6 +159,7 @@ def load_manifest(stage_slots: int | None = None, **context: Any) -> dict[str, A
         "batches": batches,
         "sample_ids": [s.sample_id for s in manifest.samples],
         "reuse_runs": reuse,
+        "reuse_stage_runs": reuse_later,
         "rerun_key": rerun_key,
         "stage_slots": stage_slots,
     }
@@ -218,7 +221,9 @@ def entries_for_samples(plan: dict[str, Any], submitted: Any, **context: Any) ->
         # Every stage task of a sample reads its entry: the stage names name the tasks in the UI.
         names = [stage.name for stage in manifest.stages]
         slim = [{**entry, "stages": names} for entry in slim]
-        pipeline, stage_inputs = pipeline_inputs(context["ti"].dag_id, manifest, plan.get("rerun_key"))
+        pipeline, stage_inputs = pipeline_inputs(
+            context["ti"].dag_id, manifest, plan.get("rerun_key"), plan.get("reuse_stage_runs")
+        )
         context["ti"].xcom_push(key=PIPELINE_XCOM, value=pipeline)
         context["ti"].xcom_push(key=STAGE_INPUTS_XCOM, value=stage_inputs)
     return slim

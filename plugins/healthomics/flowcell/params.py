@@ -1,4 +1,4 @@
-"""The Params form of the ``healthomics_flowcell`` DAG (the UI's trigger form, ``--conf``, the REST API)."""
+"""The Params form of the flowcell DAGs (healthomics_flowcell, healthomics_pipeline): the trigger form, --conf, REST."""
 
 from __future__ import annotations
 
@@ -102,7 +102,8 @@ PARAMS: dict[str, Param] = {
         type=["null", "object"],
         title="Reuse runs",
         description="Sample id -> existing run id to take as that sample's run instead of submitting, e.g. "
-        '{"NA12878": "1234567"} (the backfill DAG fills this in).',
+        '{"NA12878": "1234567"}; for a pipeline, a run id per stage, e.g. {"NA12878": {"align": "1234567"}} '
+        "(the backfill DAG fills this in).",
     ),
     "rerun_key": Param(
         None,

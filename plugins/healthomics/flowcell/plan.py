@@ -41,9 +41,10 @@ def sample_key(dag_id: str, manifest: FlowcellManifest, sample_id: str, rerun_ke
 
 
 def select_samples(
-    manifest: FlowcellManifest, only: list[str] | None, reuse: dict[str, str] | None
+    manifest: FlowcellManifest, only: list[str] | None, reuse: dict[str, Any] | None
 ) -> FlowcellManifest:
-    """The manifest cut down to ``only`` (when given); every id named must be one of its samples."""
+    """The manifest cut down to ``only`` (when given); every id named must be one of its samples,
+    and every run to reuse a run id (for a pipeline: a run id per stage name, see :func:`split_reuse`)."""
     known = {s.sample_id for s in manifest.samples}
     problems = [
         Problem(location="params", field=field, message=f"no sample {sample_id!r} in the manifest")
@@ -51,11 +52,20 @@ def select_samples(
         for sample_id in ids
         if sample_id not in known
     ]
-    problems += [
-        Problem(location="params", field="reuse_runs", message=f"run id for {sample_id!r} must be a string")
-        for sample_id, run_id in (reuse or {}).items()
-        if not isinstance(run_id, str) or not run_id
-    ]
+    stages = [stage.name for stage in manifest.stages]
+    for sample_id, runs in (reuse or {}).items():
+        if isinstance(runs, dict) and stages:
+            for stage, run_id in runs.items():
+                if stage not in stages:
+                    message = f"{sample_id!r}: no stage {stage!r} (stages: {', '.join(stages)})"
+                    problems.append(Problem(location="params", field="reuse_runs", message=message))
+                elif not isinstance(run_id, str) or not run_id:
+                    message = f"{sample_id!r}: run id of stage {stage!r} must be a string"
+                    problems.append(Problem(location="params", field="reuse_runs", message=message))
+        elif not isinstance(runs, str) or not runs:
+            expected = "a string, or a run id per stage" if stages else "a string"
+            message = f"run id for {sample_id!r} must be {expected}"
+            problems.append(Problem(location="params", field="reuse_runs", message=message))
     if only is not None and not only:
         problems.append(Problem(location="params", field="samples", message="an empty sample list selects nothing"))
     if problems:
@@ -70,6 +80,25 @@ def run_name(flowcell_id: str, sample_id: str, given: str | None = None, stage: 
     """A run's name: the sample's own, or ``<flowcell>-<sample>``; a pipeline's stage name after it."""
     name = given or f"{flowcell_id}-{sample_id}"
     return (f"{name}-{stage}" if stage else name)[:128]
+
+
+def split_reuse(
+    manifest: FlowcellManifest, reuse: dict[str, Any] | None
+) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """``reuse_runs`` (sample -> run id, or for a pipeline sample -> {stage: run id}) as the run each
+    sample's first run reuses, and the runs later stages reuse (sample -> {stage: run id})."""
+    first = manifest.stages[0].name if manifest.stages else None
+    first_runs: dict[str, str] = {}
+    later: dict[str, dict[str, str]] = {}
+    for sample_id, runs in (reuse or {}).items():
+        if not isinstance(runs, dict):
+            first_runs[sample_id] = str(runs)
+            continue
+        if first in runs:
+            first_runs[sample_id] = str(runs[first])
+        if others := {stage: str(run_id) for stage, run_id in runs.items() if stage != first}:
+            later[sample_id] = others
+    return first_runs, later
 
 
 def run_request(manifest: FlowcellManifest, sample: Sample) -> dict[str, Any]:
@@ -102,10 +131,14 @@ def stage_key(sample_key: str, stage: str) -> str:
 
 
 def pipeline_inputs(
-    dag_id: str, manifest: FlowcellManifest, rerun_key: str | None = None
+    dag_id: str,
+    manifest: FlowcellManifest,
+    rerun_key: str | None = None,
+    reuse: dict[str, dict[str, str]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """What the stage tasks after the first read: the pipeline (stages, run defaults; small) and,
-    per sample, its template fields, tags, priority, run name and idempotency key."""
+    per sample, its template fields, tags, priority, run name, idempotency key and the stage runs
+    it reuses (``reuse``: sample -> {stage: run id}, a backfill's)."""
     pipeline = {
         "flowcell_id": manifest.flowcell_id,
         "defaults": manifest.defaults.model_dump(mode="json"),
@@ -118,6 +151,7 @@ def pipeline_inputs(
             "priority": s.priority,
             "name": s.name,
             "idempotency_key": sample_key(dag_id, manifest, s.sample_id, rerun_key),
+            "reuse": (reuse or {}).get(s.sample_id, {}),
         }
         for s in manifest.samples
     }

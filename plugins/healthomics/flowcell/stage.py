@@ -81,7 +81,11 @@ class HealthOmicsStageRunOperator(HealthOmicsSampleRunOperator, SkipMixin):
             key = stage_key(str(self._inputs["idempotency_key"]), str(self.stage_name))
             self.sample = {"sample_id": self.sample["sample_id"], "stages": self.stages, "idempotency_key": key}
             if SubmissionJournal(context, STATE_KEY).last(key) is None:
-                self._follow_earlier_run(key)
+                reused = self._inputs.get("reuse", {}).get(self.stage_name)
+                if reused:  # a backfill found this stage's run COMPLETED (or still going)
+                    self.sample["existing_run"] = {"id": reused}
+                else:
+                    self._follow_earlier_run(key)
         return self._finish(context, super().execute(context))
 
     def _follow_earlier_run(self, key: str) -> None:

@@ -25,6 +25,8 @@ class SampleDecision:
     reason: str
     run_id: str | None = None  # the run reused, or the latest one seen
     status: str | None = None
+    # A pipeline's sample: the stage runs it reuses (stage -> run id), the stages before the one it runs from.
+    stage_runs: dict[str, str] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,15 +80,35 @@ def decide(sample_id: str, runs: list[dict[str, Any]], mode: str) -> SampleDecis
 def flowcell_conf(
     manifest_uri: str, decisions: list[SampleDecision], rerun_key: str, extra: dict[str, Any] | None = None
 ) -> dict[str, Any] | None:
-    """The ``healthomics_flowcell`` conf that carries the decisions out; None when there is nothing to run."""
+    """The flowcell DAG's conf that carries the decisions out; None when there is nothing to run."""
     if not any(d.action == RUN for d in decisions):
         return None
     conf: dict[str, Any] = {
         **(extra or {}),
         "manifest_uri": manifest_uri,
         "rerun_key": rerun_key,
-        "reuse_runs": {d.sample_id: d.run_id for d in decisions if d.action == REUSE},
+        "reuse_runs": {
+            d.sample_id: d.stage_runs if d.stage_runs is not None else d.run_id
+            for d in decisions
+            if (d.action == REUSE or d.stage_runs) and (d.stage_runs or d.run_id)
+        },
     }
     if any(d.action == LEAVE for d in decisions):
         conf["samples"] = [d.sample_id for d in decisions if d.action != LEAVE]
     return conf
+
+
+def pipeline_decision(sample_id: str, stages: list[tuple[str, SampleDecision]]) -> SampleDecision:
+    """One pipeline sample's decision from its stages' (in order, up to the first that is not a
+    COMPLETED run to reuse): reuse every stage, leave the sample, or run it from that stage on,
+    reusing the ones before (a live run of that stage is followed, not started again)."""
+    reused = {stage: str(d.run_id) for stage, d in stages if d.action == REUSE and d.run_id}
+    stage, last = stages[-1]
+    if last.action == REUSE and last.status in RUN_SUCCESS_STATES and len(reused) == len(stages):
+        return SampleDecision(sample_id, REUSE, "every stage COMPLETED", last.run_id, last.status, reused)
+    if last.action == LEAVE:
+        return SampleDecision(sample_id, LEAVE, f"stage {stage}: {last.reason}", last.run_id, last.status)
+    verb = "follows its run" if last.action == REUSE else "runs again"
+    return SampleDecision(
+        sample_id, RUN, f"from stage {stage} ({verb}: {last.reason})", last.run_id, last.status, reused
+    )

@@ -1,8 +1,9 @@
 """The Python callables and Params of the ``healthomics_backfill`` DAG.
 
 select the flowcells (ids, prefix, landing dates) -> plan each (one mapped task per flowcell:
-which samples run again, which reuse a run) -> trigger ``healthomics_flowcell`` for the
-flowcells with work, unless it is a dry run. Flowcell runs in flight are bounded by that
+which samples run again, which reuse a run; for a pipeline, from which stage) -> trigger
+``healthomics_flowcell`` (``healthomics_pipeline`` for a pipeline) for the flowcells with work,
+unless it is a dry run. Flowcell runs in flight are bounded by that
 DAG's ``max_active_runs``; the rest wait queued.
 """
 
@@ -19,11 +20,19 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.sdk import Param, get_current_context
 
 from healthomics.flowcell.load import manifest_options, read_manifest
-from healthomics.flowcell.plan import TAG_FLOWCELL, TAG_SAMPLE, run_request
-from healthomics.hooks.omics import HealthOmicsHook
+from healthomics.flowcell.plan import (
+    TAG_FLOWCELL,
+    TAG_SAMPLE,
+    TAG_STAGE,
+    pipeline_inputs,
+    run_request,
+    stage_request,
+)
+from healthomics.hooks.omics import RUN_SUCCESS_STATES, HealthOmicsHook
 from healthomics.intake.manifests import ManifestObject, list_manifests, read_version
 from healthomics.intake.tasks import manifest_prefix
-from healthomics.manifest import ManifestError, declared_flowcell_id, parse_manifest
+from healthomics.manifest import FlowcellManifest, ManifestError, Sample, declared_flowcell_id, parse_manifest
+from healthomics.manifest.pipeline import StageResult, TemplateError
 from healthomics.reruns.plan import (
     LEAVE,
     MISSING,
@@ -33,9 +42,17 @@ from healthomics.reruns.plan import (
     SampleDecision,
     decide,
     flowcell_conf,
+    pipeline_decision,
     same_request,
 )
-from healthomics.settings import AWS_CONN_ID, MANIFEST_PREFIX, PIPELINE_DAG_ID
+from healthomics.settings import (
+    AWS_CONN_ID,
+    FLOWCELL_DAG_ID,
+    MANIFEST_PREFIX,
+    PIPELINE_DAG_ID,
+    allowed_output_prefixes,
+)
+from healthomics.utils.s3 import parse_s3_uri, read_run_outputs
 from healthomics.utils.text import safe_id_part
 from healthomics.utils.xcom import task_states
 
@@ -148,6 +165,55 @@ def rerun_key(context: dict[str, Any]) -> str:
     return "backfill-" + hashlib.sha256(str(context["run_id"]).encode()).hexdigest()[:12]
 
 
+class StageWalk:
+    """A pipeline sample's stages, in order, against the runs they already have.
+
+    A stage's request is rendered as its task would render it, from the earlier stages' runs
+    being reused (their outputs.json), and matched against the stage's runs (by name and the
+    flowcell/sample/stage tags) that did the same work: the same workflow, version and
+    parameters. The first stage without a COMPLETED match is where the sample runs from.
+    """
+
+    def __init__(self, manifest: FlowcellManifest, hook: HealthOmicsHook, s3_client: Any) -> None:
+        self.manifest = manifest
+        self.hook = hook
+        self.s3 = s3_client
+        self.pipeline, self.inputs = pipeline_inputs(PIPELINE_DAG_ID, manifest)
+        self.prefixes = [parse_s3_uri(p) for p in allowed_output_prefixes()]
+
+    def decide(self, sample: Sample, mode: str) -> SampleDecision:
+        stages: list[tuple[str, SampleDecision]] = []
+        done: dict[str, StageResult] = {}
+        for number, stage in enumerate(self.manifest.stages, start=1):
+            if number == 1:
+                request = run_request(self.manifest, sample)
+            else:
+                try:
+                    request = stage_request(
+                        self.pipeline, number, sample.sample_id, self.inputs[sample.sample_id], done
+                    )
+                except TemplateError as err:  # an earlier run's outputs.json lacks what this stage reads
+                    stages.append((stage.name, SampleDecision(sample.sample_id, RUN, str(err))))
+                    break
+            tags = {TAG_FLOWCELL: self.manifest.flowcell_id, TAG_SAMPLE: sample.sample_id, TAG_STAGE: stage.name}
+            mine = [r for r in self.hook.find_runs(request["name"], tags) if same_request(r, request)]
+            # A sample is taken (rerun mode) by its first stage; once taken, what is not done runs.
+            decision = decide(sample.sample_id, mine, mode if number == 1 else MISSING)
+            stages.append((stage.name, decision))
+            if decision.action != REUSE or decision.status not in RUN_SUCCESS_STATES:
+                break
+            if number == len(self.manifest.stages):
+                break
+            run = next(r for r in mine if r["id"] == decision.run_id)
+            outputs = read_run_outputs(self.s3, run.get("runOutputUri"), self.prefixes)
+            if outputs.error:  # its outputs cannot feed the next stage: that one runs again
+                following = self.manifest.stages[number].name
+                stages.append((following, SampleDecision(sample.sample_id, RUN, outputs.error)))
+                break
+            done[stage.name] = StageResult(str(run["id"]), str(run.get("runOutputUri") or ""), outputs.outputs or {})
+        return pipeline_decision(sample.sample_id, stages)
+
+
 def plan_flowcell(flowcell: dict[str, Any], **context: Any) -> dict[str, Any]:
     """Decide what happens to each sample of one flowcell; log it as a table; nothing is started here."""
     current: dict[str, Any] = get_current_context()  # type: ignore[assignment]
@@ -164,22 +230,19 @@ def plan_flowcell(flowcell: dict[str, Any], **context: Any) -> dict[str, Any]:
         manifest = parse_manifest(raw, manifest_options(flowcell_params), source)
     except ManifestError as err:
         raise AirflowFailException(f"Flowcell {flowcell['flowcell_id']}: {err}") from err
-    if manifest.stages:
-        # Deciding per stage needs each stage's earlier outputs; until then, say what does work.
-        raise AirflowFailException(
-            f"Flowcell {manifest.flowcell_id} is a pipeline ({' -> '.join(s.name for s in manifest.stages)}): "
-            f"backfills take one-workflow flowcells. Trigger {PIPELINE_DAG_ID} with manifest_uri {flowcell['uri']}: "
-            "it reuses every stage run that COMPLETED; clear a failed stage task to run it again"
-        )
     hook = HealthOmicsHook(aws_conn_id=AWS_CONN_ID)
+    mode = params.get("rerun") or MISSING
     decisions: list[SampleDecision] = []
-    for sample in manifest.samples:
+    if manifest.stages:
+        stage_walk = StageWalk(manifest, hook, S3Hook(aws_conn_id=AWS_CONN_ID).get_conn())
+        decisions = [stage_walk.decide(sample, mode) for sample in manifest.samples]
+    for sample in [] if manifest.stages else manifest.samples:
         runs = hook.find_runs(
             run_request(manifest, sample)["name"],
             {TAG_FLOWCELL: manifest.flowcell_id, TAG_SAMPLE: sample.sample_id},
         )
         mine = [r for r in runs if same_request(r, run_request(manifest, sample))]
-        decisions.append(decide(sample.sample_id, mine, params.get("rerun") or MISSING))
+        decisions.append(decide(sample.sample_id, mine, mode))
     key = rerun_key(context)
     extra = {k: v for k, v in flowcell_params.items() if v is not None}
     conf = flowcell_conf(flowcell["uri"], decisions, key, extra)
@@ -202,6 +265,7 @@ def plan_flowcell(flowcell: dict[str, Any], **context: Any) -> dict[str, Any]:
         "trigger": None
         if conf is None
         else {
+            "trigger_dag_id": PIPELINE_DAG_ID if manifest.stages else FLOWCELL_DAG_ID,
             "trigger_run_id": f"backfill__{safe_id_part(manifest.flowcell_id)}__{key}",
             "conf": conf,
             "note": f"Backfill {context['run_id']}: {sum(d.action == RUN for d in decisions)} sample(s) to run",

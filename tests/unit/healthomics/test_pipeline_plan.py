@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from healthomics.flowcell.load import stage_problem
 from healthomics.flowcell.outcomes import SampleOutcome, pipeline_outcomes
 from healthomics.flowcell.plan import (
@@ -12,13 +14,16 @@ from healthomics.flowcell.plan import (
     pipeline_inputs,
     run_request,
     sample_key,
+    select_samples,
+    split_reuse,
     stage_key,
     stage_request,
     submission_problems,
 )
 from healthomics.flowcell.report import build_report, render_text
-from healthomics.manifest import ManifestOptions, parse_manifest
+from healthomics.manifest import ManifestError, ManifestOptions, parse_manifest
 from healthomics.manifest.pipeline import StageResult
+from healthomics.reruns.plan import LEAVE, REUSE, RUN, SampleDecision, flowcell_conf, pipeline_decision
 
 from .test_pipeline_manifest import pipeline
 
@@ -137,3 +142,41 @@ def test_a_sample_stops_at_its_first_stage_that_did_not_complete() -> None:
     assert "stage call: OUT_OF_MEMORY_ERROR" in text
     assert "  call: 1 COMPLETED, 1 FAILED" in text
     assert "align COMPLETED run 1 | call FAILED run 2 | annotate NOT_RUN" in text
+
+
+def test_a_pipeline_sample_reuses_its_completed_stages_and_runs_from_the_first_that_is_not() -> None:
+    reuse = SampleDecision("S1", REUSE, "already COMPLETED", "1001", "COMPLETED")
+    failed = SampleDecision("S1", RUN, "latest run FAILED", "1002", "FAILED")
+    live = SampleDecision("S1", REUSE, "a run is still going", "1003", "RUNNING")
+    done = SampleDecision("S1", REUSE, "already COMPLETED", "1004", "COMPLETED")
+    every = pipeline_decision("S1", [("align", reuse), ("call", done)])
+    assert (every.action, every.stage_runs) == (REUSE, {"align": "1001", "call": "1004"})
+    again = pipeline_decision("S1", [("align", reuse), ("call", failed)])
+    assert (again.action, again.reason, again.stage_runs) == (
+        RUN,
+        "from stage call (runs again: latest run FAILED)",
+        {"align": "1001"},
+    )
+    following = pipeline_decision("S1", [("align", reuse), ("call", live)])
+    assert (following.action, following.stage_runs) == (RUN, {"align": "1001", "call": "1003"})
+    left = pipeline_decision("S1", [("align", SampleDecision("S1", LEAVE, "never run"))])
+    assert left.action == LEAVE
+    two = SampleDecision("S2", REUSE, "every stage COMPLETED", "2002", "COMPLETED", {"align": "2001", "call": "2002"})
+    conf = flowcell_conf("s3://lab/m.json", [again, two, SampleDecision("S3", RUN, "never run")], "backfill-1")
+    assert conf is not None
+    assert conf["reuse_runs"] == {"S1": {"align": "1001"}, "S2": {"align": "2001", "call": "2002"}}
+
+
+def test_reused_stage_runs_are_checked_and_split_into_the_first_stage_and_the_later_ones() -> None:
+    manifest = parse_manifest(pipeline(), ManifestOptions())
+    reuse = {"S1": {"align": "1001", "call": "1002"}, "S2": "2001"}
+    assert split_reuse(manifest, reuse) == ({"S1": "1001", "S2": "2001"}, {"S1": {"call": "1002"}})
+    _, later = split_reuse(manifest, reuse)
+    _, inputs = pipeline_inputs("healthomics_pipeline", manifest, reuse=later)
+    assert inputs["S1"]["reuse"] == {"call": "1002"} and inputs["S2"]["reuse"] == {}
+    with pytest.raises(ManifestError) as err:
+        select_samples(manifest, None, {"S1": {"align": "1001", "varcall": "1"}, "S2": {"call": 7}})
+    assert [str(p) for p in err.value.problems] == [
+        "params, reuse_runs: 'S1': no stage 'varcall' (stages: align, call, annotate, fastq_qc)",
+        "params, reuse_runs: 'S2': run id of stage 'call' must be a string",
+    ]
