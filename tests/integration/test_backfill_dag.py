@@ -130,8 +130,7 @@ def test_a_pipeline_backfill_runs_each_sample_from_its_first_stage_without_a_com
     backfill_conf = {"flowcell_ids": [FLOWCELL], "manifest_prefix": prefix, "flowcell_conf": flowcell_conf}
     real = run_dag(project_dags("healthomics_backfill"), run_conf={**backfill_conf, "dry_run": False})
     assert real["dag_run"] == DagRunState.SUCCESS
-    [plan] = [real["plan_flowcell"].xcom_pull(task_ids="plan_flowcell")]
-    plan = plan[0] if isinstance(plan, list) else plan
+    [plan] = list(real["plan_flowcell"].xcom_pull(task_ids="plan_flowcell"))
     decisions = {s["sample_id"]: s for s in plan["samples"]}
     assert {s: d["action"] for s, d in decisions.items()} == {**dict.fromkeys(SAMPLES, "reuse"), "NA12891": "run"}
     assert decisions["NA12891"]["reason"].startswith("from stage call (runs again: latest run FAILED)")
