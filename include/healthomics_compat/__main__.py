@@ -141,10 +141,11 @@ def _page(results: list[dict[str, Any]]) -> str:
         "The runtime wheel installed with pip into a fresh Python 3.11 virtualenv per set, after the "
         "set's own packages (MWAA: the image's required packages under its constraint files, "
         f"`aws/amazon-mwaa-docker-images` at {MWAA_IMAGES_COMMIT[:8]}); then the unit tier, the "
-        "flowcell end to end (`tests/integration/test_flowcell_dag.py`, dag.test() on the local stack) and "
-        "a real Airflow of the set: a failed sample cleared and run again, deferred waits killed, ended "
-        "from the triggerer and carried over a triggerer restart (`tests/integration/test_flowcell_cluster.py`, "
-        "`tests/integration/healthomics/test_real_triggerer.py`). "
+        "flowcell and a three-stage pipeline end to end (`tests/integration/test_flowcell_dag.py`, "
+        "`tests/integration/test_pipeline_dag.py`, dag.test() on the local stack) and a real Airflow of the "
+        "set: a failed sample and a failed stage cleared and run again, deferred waits killed, ended from the "
+        "triggerer and carried over a triggerer restart (`tests/integration/test_flowcell_cluster.py`, "
+        "`tests/integration/test_pipeline_cluster.py`, `tests/integration/healthomics/test_real_triggerer.py`). "
         f"Commit {', '.join(commits)}; see [../install.md](../install.md).\n\n" + _table(results) + "\n"
     )
 

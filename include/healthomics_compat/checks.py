@@ -45,11 +45,17 @@ print(json.dumps({
 # deferred waits that end their task, are killed (the run is cancelled) or survive a triggerer restart.
 SUITES = {
     "unit": ["-m", "unit", "tests/unit"],
-    "flowcell": ["-m", "integration", "tests/integration/test_flowcell_dag.py"],
+    "flowcell": [
+        "-m",
+        "integration",
+        "tests/integration/test_flowcell_dag.py",
+        "tests/integration/test_pipeline_dag.py",
+    ],
     "cluster": [
         "-m",
         "cluster",
         "tests/integration/test_flowcell_cluster.py",
+        "tests/integration/test_pipeline_cluster.py",
         "tests/integration/healthomics/test_real_triggerer.py",
     ],
 }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
@@ -27,6 +27,23 @@ if TYPE_CHECKING:
 
 # task_state_store key of the run operator's Submission record (see SubmissionJournal).
 STATE_KEY = "healthomics_run"
+
+
+# Runs outside a batch (a pipeline's later stages, QC, one run per sample) wait on one account-wide
+# ListRuns poll per window of creation time: the poll pages back to the window's start, so a
+# window bounds what it reads while one flowcell's runs mostly fall in one or two windows.
+SHARED_POLL_WINDOW_SECONDS = 6 * 3600
+
+
+def shared_poll_since(run: dict[str, Any]) -> float | None:
+    """The start of the window ``run`` (GetRun) was created in; None if its creation time is unknown."""
+    created = run.get("creationTime")
+    if isinstance(created, str):
+        created = datetime.fromisoformat(created)
+    if not isinstance(created, datetime):
+        return None
+    stamp = created.timestamp()
+    return stamp - stamp % SHARED_POLL_WINDOW_SECONDS
 
 
 class HealthOmicsRunWaitOperator(AwsBaseOperator[HealthOmicsHook]):
@@ -57,7 +74,11 @@ class HealthOmicsRunWaitOperator(AwsBaseOperator[HealthOmicsHook]):
     def follow_run(
         self, context: Context, run: dict[str, Any], summary: dict[str, Any], batch_id: str | None = None
     ) -> dict[str, Any]:
-        """Wait for ``run`` (GetRun) to end; return ``summary`` updated with its end, or fail the task."""
+        """Wait for ``run`` (GetRun) to end; return ``summary`` updated with its end, or fail the task.
+
+        The wait shares one ListRuns poll: the batch's, or (a run outside any batch) the one of
+        the runs created in the same window (:func:`shared_poll_since`).
+        """
         self.run_id = run["id"]
         persist_run_links(context, self, self.hook, summary["id"], summary.get("runOutputUri"))
         if run["status"] in RUN_SUCCESS_STATES:
@@ -70,6 +91,7 @@ class HealthOmicsRunWaitOperator(AwsBaseOperator[HealthOmicsHook]):
                     run_id=run["id"],
                     run_details=summary,
                     batch_id=batch_id,
+                    list_since=None if batch_id else shared_poll_since(run),
                     poll_interval=self.poll_interval,
                     deadline=deadline_after(self.max_wait),
                     end_from_trigger=self.end_from_trigger,

@@ -18,6 +18,7 @@ from airflow.triggers.base import TaskFailedEvent, TaskSuccessEvent, TriggerEven
 from airflow.triggers.shared_stream import SharedStreamManager
 
 from devkit.waiting import wait_until
+from healthomics.operators.run import shared_poll_since
 from healthomics.triggers import run as run_trigger_module
 from healthomics.triggers.run import HealthOmicsRunTrigger
 from omics_emulator import EmulatorAdmin
@@ -208,3 +209,64 @@ def test_triggers_serialize_round_trip() -> None:
         30,
         "https://sqs.example/q",
     )
+
+
+@pytest.fixture
+def runs_one_by_one(
+    airflow_env: dict[str, str], emulator: EmulatorAdmin, omics: Any, workflow: dict[str, Any], bucket: str
+) -> dict[str, dict[str, Any]]:
+    """300 runs started one by one with StartRun (a pipeline's later stages), all RUNNING."""
+    emulator.configure(write_outputs=False, events_queue_url=None, profiles={"default": {"jitter": 0.0}})
+    emulator.add_fault(action="fail", match={"name": "^R0007$"}, failureReason="OUT_OF_MEMORY_ERROR")
+    runs = {}
+    for i in range(300):
+        name = f"R{i:04d}"
+        started = omics.start_run(
+            requestId=f"one-by-one-{i}",
+            workflowId=workflow["id"],
+            roleArn=ROLE_ARN,
+            outputUri=f"s3://{bucket}/o",
+            name=name,
+            parameters={"sample_id": name},
+        )
+        runs[name] = dict(omics.get_run(id=started["id"]))
+    emulator.advance(60 + 300)  # through PENDING and STARTING
+    return runs
+
+
+def test_runs_started_one_by_one_share_one_account_wide_poll(
+    runs_one_by_one: dict[str, dict[str, Any]], emulator: EmulatorAdmin
+) -> None:
+    """The wait of a run outside any batch (a pipeline stage, QC, one run per sample) joins the
+    poll of the runs created in the same window: one ListRuns page per 100 runs, not a GetRun each."""
+    triggers = [
+        HealthOmicsRunTrigger(
+            run_id=run["id"], list_since=shared_poll_since(run), poll_interval=POLL, run_details={"sampleId": name}
+        )
+        for name, run in sorted(runs_one_by_one.items())
+    ]
+    assert len({t.shared_stream_key() for t in triggers}) == 1
+
+    async def main() -> list[TriggerEvent]:
+        manager = SharedStreamManager()
+        emulator.reset_counters()
+        waiting = [asyncio.create_task(first_shared_event(manager, i, t)) for i, t in enumerate(triggers)]
+
+        def pages() -> int:
+            return int(emulator.counters()["operations"].get("ListRuns", {}).get("statuses", {}).get("200", 0))
+
+        # Two whole polls of ceil(300 / 100) pages (at most one more page past the window).
+        await asyncio.to_thread(wait_until, lambda: pages() >= 6, timeout=60, interval=0.1, what="two polls")
+        assert not any(task.done() for task in waiting), "nothing has finished yet"
+        await asyncio.to_thread(emulator.advance, 24 * 3600)
+        events = await asyncio.wait_for(asyncio.gather(*waiting), timeout=120)
+        await manager.stop_all()
+        return list(events)
+
+    events = asyncio.run(main())
+    operations = emulator.counters()["operations"]
+    assert operations.get("GetRun", {}).get("statuses", {}).get("200", 0) == 1  # the failed run's reason
+    by_sample = {e.payload["run"]["sampleId"]: e.payload for e in events}
+    assert len(by_sample) == 300
+    assert by_sample["R0007"]["status"] == "failed"
+    assert all(p["status"] == "success" for s, p in by_sample.items() if s != "R0007")
