@@ -215,6 +215,8 @@ def test_derive_a_pipeline_against_its_longest_chain_and_the_quota_for_every_sta
     )
     release = 2 * 2 / 0.1  # every stage run of every sample through the StartRun quota
     assert result["longest_chain_emulated_s"] == 500.0
+    # Stage by stage, each stage waits for its slowest sample: 100 + 400, then QC and the quota.
+    assert result["stage_by_stage_bound_emulated_s"] == 100.0 + 400.0 + 100.0 + release
     assert result["ideal_emulated_s"] == 500.0 + 100.0 + release
     assert result["makespan_overhead"] == pytest.approx(2_200.0 / (600.0 + release))
     assert result["calls_per_sample"] == {"GetRun": 1.5, "StartRun": 0.5}  # per sample and stage
