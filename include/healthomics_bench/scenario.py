@@ -25,15 +25,21 @@ class Flowcell:
         return {"manifest_uri": self.manifest_uri, "role_arn": ROLE_ARN, "sns_topic_arn": self.topic_arn}
 
 
-def build_flowcell(stack: LocalAWS, samples: int) -> Flowcell:
-    """Inputs, an ACTIVE germline and cohort-QC workflow, an SNS topic and a reference manifest."""
-    s3, omics, sns = (stack.client(name) for name in ("s3", "omics", "sns"))
-    flowcell_id = f"FC-BENCH-{samples:05d}"
+def put_inputs(s3: Any, flowcell_id: str, samples: int) -> list[str]:
+    """The bench bucket with one FASTQ per sample and the QC thresholds; the sample ids."""
     sample_ids = [f"S{n:05d}" for n in range(1, samples + 1)]
     s3.create_bucket(Bucket=BUCKET)
     for sample in sample_ids:
         s3.put_object(Bucket=BUCKET, Key=f"fastq/{flowcell_id}/{sample}.fastq.gz", Body=b"@r\nACGT\n+\nFFFF\n")
     s3.put_object(Bucket=BUCKET, Key="qc/cohort-qc.json", Body=b"{}")
+    return sample_ids
+
+
+def build_flowcell(stack: LocalAWS, samples: int) -> Flowcell:
+    """Inputs, an ACTIVE germline and cohort-QC workflow, an SNS topic and a reference manifest."""
+    s3, omics, sns = (stack.client(name) for name in ("s3", "omics", "sns"))
+    flowcell_id = f"FC-BENCH-{samples:05d}"
+    sample_ids = put_inputs(s3, flowcell_id, samples)
     germline, cohort_qc = germline_and_qc_workflows(omics, BUCKET, "bench")
     manifest = reference_manifest(
         [(sample, f"s3://{BUCKET}/fastq/{flowcell_id}/{sample}.fastq.gz") for sample in sample_ids],
@@ -93,11 +99,7 @@ def build_pipeline(stack: LocalAWS, samples: int) -> Pipeline:
     """N samples' FASTQs, the stage workflows, a topic, and the three-stage pipeline manifest."""
     s3, omics, sns = (stack.client(name) for name in ("s3", "omics", "sns"))
     flowcell_id = f"FC-PIPE-{samples:05d}"
-    sample_ids = [f"S{n:05d}" for n in range(1, samples + 1)]
-    s3.create_bucket(Bucket=BUCKET)
-    for sample in sample_ids:
-        s3.put_object(Bucket=BUCKET, Key=f"fastq/{flowcell_id}/{sample}.fastq.gz", Body=b"@r\nACGT\n+\nFFFF\n")
-    s3.put_object(Bucket=BUCKET, Key="qc/cohort-qc.json", Body=b"{}")
+    sample_ids = put_inputs(s3, flowcell_id, samples)
     workflows, qc_workflow = pipeline_workflows(omics)
     manifest = {
         "flowcell_id": flowcell_id,
