@@ -157,11 +157,18 @@ class BatchService(RunService):
         batch.loaded_settings = None
         batch.status = "SUBMITTING"
         self._emit_batch(batch, when)
-        self._schedule(batch, when, lambda at: self._batch_submit_next(batch, at))
+        self._schedule(batch, self._release_slot(when), lambda at: self._batch_submit_next(batch, at))
 
     def _submission_interval(self) -> float:
         rate = self.config.batch_submission_tps or self.quotas.rate("StartRun")
         return 1.0 / rate if rate else 0.0
+
+    def _release_slot(self, earliest: float) -> float:
+        """When the next run of a submitting batch is released: batches share the account's StartRun
+        rate, so the runs of batches submitting at once are released in turn, not each at the rate."""
+        slot = max(earliest, self._release_free_at)
+        self._release_free_at = slot + self._submission_interval()
+        return slot
 
     def _batch_submit_next(self, batch: Batch, when: float) -> None:
         if batch.status != "SUBMITTING":
@@ -170,7 +177,7 @@ class BatchService(RunService):
         batch.next_entry += 1
         self._submit_entry(batch, entry, when)
         if batch.next_entry < len(batch.entries):
-            self._schedule(batch, when + self._submission_interval(), lambda at: self._batch_submit_next(batch, at))
+            self._schedule(batch, self._release_slot(when), lambda at: self._batch_submit_next(batch, at))
             return
         batch.status = "INPROGRESS"
         batch.submitted_time = when

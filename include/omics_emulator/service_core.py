@@ -122,6 +122,7 @@ class ServiceCore:
         self._free_run_ids: list[str] = []
         self._used_ids: set[str] = set()
         self._cache_entries: set[tuple[str, str, str]] = set()
+        self._release_free_at = 0.0  # when the account's StartRun rate can release the next batch run
         now = self.clock.now()
         for template in READY2RUN_WORKFLOWS:
             workflow = Workflow(

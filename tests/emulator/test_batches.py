@@ -101,6 +101,19 @@ def test_runs_are_released_gradually_at_the_start_run_rate(
     assert omics.get_batch(batchId=batch["id"])["status"] == "INPROGRESS"
 
 
+def test_batches_submitting_at_once_share_the_start_run_rate(
+    omics: Any, emulator: EmulatorAdmin, start_batch: StartBatch
+) -> None:
+    emulator.configure(batch_submission_tps=0.1)  # runs released every 10 s; StartRunBatch itself unlimited
+    first = start_batch(inline("A1", "A2", "A3"))
+    second = start_batch(inline("B1", "B2", "B3"))
+    emulator.advance(TO_SUBMITTING + 25)  # three release slots: A1, B1, A2 (in turn, not six runs)
+    released = {b["id"]: [r["runSettingId"] for r in batch_runs(omics, b["id"])] for b in (first, second)}
+    assert released == {first["id"]: ["A1", "A2"], second["id"]: ["B1"]}
+    emulator.advance(30)
+    assert {omics.get_batch(batchId=b["id"])["status"] for b in (first, second)} == {"INPROGRESS"}
+
+
 def test_direct_start_run_is_throttled_while_a_batch_submits(
     omics: Any, emulator: EmulatorAdmin, start_batch: StartBatch, start_run: Any
 ) -> None:
