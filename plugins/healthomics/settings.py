@@ -128,6 +128,12 @@ OPTIONS: dict[str, Option] = {
         default="4",
         type="integer",
     ),
+    "start_run_tps": Option(
+        "The account's StartRun quota (per second): sample and stage tasks whose StartRun was throttled "
+        "wait in the triggerer and get turns to try again at this rate, all of them together.",
+        default="0.1",
+        type="float",
+    ),
     "sweep_schedule": Option("When healthomics_manifest_sweep lists the prefix (cron or preset).", default="@hourly"),
     "sweep_poke_seconds": Option("Seconds between the sweep sensor's listings.", default="60", type="float"),
 }
@@ -155,6 +161,10 @@ def max_active_flowcells() -> int:
 
 def pipeline_stages() -> int:
     return max(1, int(_number("pipeline_stages")))
+
+
+def start_run_tps() -> float:
+    return _number("start_run_tps")
 
 
 def manifest_visibility_seconds() -> int:

@@ -24,11 +24,12 @@ from healthomics.flowcell.plan import (
     split_reuse,
     submission_problems,
 )
-from healthomics.flowcell.task_ids import PIPELINE_XCOM, PROBLEMS_XCOM, STAGE_INPUTS_XCOM, START_REQUESTS_XCOM
+from healthomics.flowcell.task_ids import PIPELINE_XCOM, PROBLEMS_XCOM, START_REQUESTS_XCOM, stage_inputs_xcom
 from healthomics.hooks.omics import HealthOmicsHook
 from healthomics.manifest import FlowcellManifest, ManifestError, ManifestOptions, parse_manifest
 from healthomics.manifest.model import MAX_MANIFEST_BYTES, Problem
 from healthomics.settings import AWS_CONN_ID, PIPELINE_DAG_ID, VAR_ROLE_ARN, VAR_SNS_TOPIC, allowed_output_prefixes
+from healthomics.utils.idempotency import TAG_DAG_RUN_ID, provenance_tags
 from healthomics.utils.s3 import InvalidS3UriError, parse_s3_uri
 from healthomics.utils.text import cut
 
@@ -221,9 +222,16 @@ def entries_for_samples(plan: dict[str, Any], submitted: Any, **context: Any) ->
         # Every stage task of a sample reads its entry: the stage names name the tasks in the UI.
         names = [stage.name for stage in manifest.stages]
         slim = [{**entry, "stages": names} for entry in slim]
+        this_dag_run = provenance_tags(context)[TAG_DAG_RUN_ID]
+        started_here = {s for r in results if r.get("dagRunId") == this_dag_run for s in r.get("runs", {})}
         pipeline, stage_inputs = pipeline_inputs(
-            context["ti"].dag_id, manifest, plan.get("rerun_key"), plan.get("reuse_stage_runs")
+            context["ti"].dag_id, manifest, plan.get("rerun_key"), plan.get("reuse_stage_runs"), started_here
         )
         context["ti"].xcom_push(key=PIPELINE_XCOM, value=pipeline)
-        context["ti"].xcom_push(key=STAGE_INPUTS_XCOM, value=stage_inputs)
+        parts: dict[str, dict[str, Any]] = {}
+        for map_index, entry in enumerate(slim):
+            sample_id = entry["sample_id"]
+            parts.setdefault(stage_inputs_xcom(map_index), {})[sample_id] = stage_inputs[sample_id]
+        for key, part in parts.items():
+            context["ti"].xcom_push(key=key, value=part)
     return slim

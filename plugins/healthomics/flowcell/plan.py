@@ -135,10 +135,12 @@ def pipeline_inputs(
     manifest: FlowcellManifest,
     rerun_key: str | None = None,
     reuse: dict[str, dict[str, str]] | None = None,
+    started_here: set[str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """What the stage tasks after the first read: the pipeline (stages, run defaults; small) and,
-    per sample, its template fields, tags, priority, run name, idempotency key and the stage runs
-    it reuses (``reuse``: sample -> {stage: run id}, a backfill's)."""
+    per sample, its template fields, tags, priority, run name, idempotency key, the stage runs
+    it reuses (``reuse``: sample -> {stage: run id}, a backfill's) and whether this DAG run
+    started its first stage (``started_here``: then no earlier DAG run ran its later stages)."""
     pipeline = {
         "flowcell_id": manifest.flowcell_id,
         "defaults": manifest.defaults.model_dump(mode="json"),
@@ -152,6 +154,7 @@ def pipeline_inputs(
             "name": s.name,
             "idempotency_key": sample_key(dag_id, manifest, s.sample_id, rerun_key),
             "reuse": (reuse or {}).get(s.sample_id, {}),
+            "first_stage_started_here": s.sample_id in (started_here or set()),
         }
         for s in manifest.samples
     }

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowFailException, conf
-from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 from botocore.exceptions import ClientError
 
+from healthomics import settings
 from healthomics.exceptions import HealthOmicsRunFailedError, HealthOmicsSubmissionError
 from healthomics.flowcell.task_ids import FAILURE_XCOM
 from healthomics.hooks.omics import (
@@ -22,7 +22,8 @@ from healthomics.hooks.omics import (
     run_summary,
 )
 from healthomics.operators.run import HealthOmicsRunWaitOperator
-from healthomics.triggers.base import backoff
+from healthomics.triggers.base import connection_kwargs
+from healthomics.triggers.quota import HealthOmicsStartTurnTrigger
 from healthomics.utils.idempotency import Submission, SubmissionJournal, provenance_tags
 from healthomics.utils.text import cut
 
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
 
 # task_state_store key of the sample's Submission record: which attempt (and run) it is on.
 STATE_KEY = "healthomics_sample"
-# The first wait after a throttled StartRun (then doubled, with jitter; see triggers.base.backoff).
-THROTTLED_START_SECONDS = 10.0
 
 
 def last_submission(
@@ -118,7 +117,6 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
         self.wake_queue_url = wake_queue_url
         self.start_requests_from = start_requests_from
         self.run_id = None
-        self._throttled_for = 0.0
 
     # -- which run, which attempt ------------------------------------------------
 
@@ -162,7 +160,11 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
         request = {**start["request"], "tags": {**start["request"].get("tags", {}), **provenance_tags(context)}}
         try:
             run, attempt = self.hook.start_run_idempotently(
-                request, start["idempotency_key"], first_attempt=first_attempt, journal=journal
+                request,
+                start["idempotency_key"],
+                first_attempt=first_attempt,
+                journal=journal,
+                unused_key=bool(start.get("unused_key")),
             )
         except ClientError as err:
             if is_throttling(err) and self.deferrable:
@@ -178,23 +180,18 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
         return self._follow(context, run, attempt, None)
 
     def _wait_for_quota(self, context: Context) -> NoReturn:
-        """StartRun stayed throttled through botocore's retries (the account's StartRun quota is
-        0.1-1 per second, shared with run batches): wait in the triggerer, doubling the wait each
-        time, then submit again. Never a failure: the journal's record of the attempt makes the
-        next submit reuse its requestId."""
-        delay = backoff(self._throttled_for, THROTTLED_START_SECONDS)
-        self.log.warning("Sample %s: StartRun throttled; submitting again in %.0fs", self.sample["sample_id"], delay)
+        """StartRun stayed throttled (the account's StartRun quota is 0.1-1 per second, and a
+        submitting run batch takes all of it): wait in the triggerer for a turn, paced for every
+        task of the triggerer, then submit again. Never a failure: the journal's record of the
+        attempt makes the next submit reuse its requestId."""
+        self.log.warning("Sample %s: StartRun throttled; waiting for a turn", self.sample["sample_id"])
         self.defer(
-            trigger=TimeDeltaTrigger(timedelta(seconds=delay)),
+            trigger=HealthOmicsStartTurnTrigger(start_run_tps=settings.start_run_tps(), **connection_kwargs(self)),
             method_name="start_after_throttling",
-            kwargs={"throttled_for": delay},
         )
 
-    def start_after_throttling(
-        self, context: Context, event: Any = None, throttled_for: float = THROTTLED_START_SECONDS
-    ) -> dict[str, Any]:
-        """Back from a throttled StartRun's wait: everything again from the journal."""
-        self._throttled_for = throttled_for
+    def start_after_throttling(self, context: Context, event: Any = None) -> dict[str, Any]:
+        """Back from the wait for a StartRun turn: everything again from the journal."""
         return self.execute(context)
 
     def _current_run(self, run_id: str | None) -> dict[str, Any] | None:
@@ -208,7 +205,9 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
             raise
 
     def _start_fields(self, context: Context) -> dict[str, Any]:
-        """The sample's StartRun ``request`` and ``idempotency_key``: in its entry, or in the XCom named."""
+        """The sample's StartRun ``request`` and ``idempotency_key`` (and ``unused_key``, see
+        :meth:`~healthomics.hooks.omics.HealthOmicsHook.start_run_idempotently`): in its entry,
+        or in the XCom named."""
         if "request" in self.sample:
             return self.sample
         if not self.start_requests_from:

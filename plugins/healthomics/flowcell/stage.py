@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import DownstreamTasksSkipped
 
 from healthomics.flowcell.plan import stage_key, stage_request, stage_run_name
 from healthomics.flowcell.sample import STATE_KEY, HealthOmicsSampleRunOperator
-from healthomics.flowcell.task_ids import ENTRIES_TASK, PIPELINE_XCOM, STAGE_INPUTS_XCOM, stage_task_id
+from healthomics.flowcell.task_ids import ENTRIES_TASK, PIPELINE_XCOM, stage_inputs_xcom, stage_task_id
 from healthomics.manifest.pipeline import StageResult, TemplateError, parse_reference, references
 from healthomics.settings import allowed_output_prefixes
 from healthomics.utils.idempotency import TAG_KEY, SubmissionJournal, key_tag
@@ -80,10 +80,15 @@ class HealthOmicsStageRunOperator(HealthOmicsSampleRunOperator, SkipMixin):
             self._inputs = self._stage_inputs(context)
             key = stage_key(str(self._inputs["idempotency_key"]), str(self.stage_name))
             self.sample = {"sample_id": self.sample["sample_id"], "stages": self.stages, "idempotency_key": key}
+            self._unused_key = False
             if SubmissionJournal(context, STATE_KEY).last(key) is None:
                 reused = self._inputs.get("reuse", {}).get(self.stage_name)
                 if reused:  # a backfill found this stage's run COMPLETED (or still going)
                     self.sample["existing_run"] = {"id": reused}
+                elif self._inputs.get("first_stage_started_here") and context["ti"].try_number == 1:
+                    # This DAG run's batch started the sample: no earlier DAG run can have run this
+                    # stage of it, so its first try neither looks for one nor describes its new run.
+                    self._unused_key = True
                 else:
                     self._follow_earlier_run(key)
         return self._finish(context, super().execute(context))
@@ -130,10 +135,11 @@ class HealthOmicsStageRunOperator(HealthOmicsSampleRunOperator, SkipMixin):
     # -- a later stage's request ---------------------------------------------------------
 
     def _stage_inputs(self, context: Context) -> dict[str, Any]:
-        sample_id = self.sample["sample_id"]
-        inputs = context["ti"].xcom_pull(task_ids=ENTRIES_TASK, key=STAGE_INPUTS_XCOM) or {}
+        sample_id, ti = self.sample["sample_id"], context["ti"]
+        key = stage_inputs_xcom(ti.map_index or 0)
+        inputs = ti.xcom_pull(task_ids=ENTRIES_TASK, key=key) or {}
         if sample_id not in inputs:
-            raise AirflowFailException(f"Sample {sample_id}: no stage inputs in XCom {STAGE_INPUTS_XCOM!r}")
+            raise AirflowFailException(f"Sample {sample_id}: no stage inputs in XCom {key!r}")
         return dict(inputs[sample_id])
 
     def _start_fields(self, context: Context) -> dict[str, Any]:
@@ -146,7 +152,7 @@ class HealthOmicsStageRunOperator(HealthOmicsSampleRunOperator, SkipMixin):
             )
         except TemplateError as err:
             self.not_submitted(context, "TEMPLATE_ERROR", f"stage {stage['name']}: {err}")
-        return {"request": request, "idempotency_key": self.sample["idempotency_key"]}
+        return {"request": request, "idempotency_key": self.sample["idempotency_key"], "unused_key": self._unused_key}
 
     def _done(self, context: Context, stage: dict[str, Any]) -> dict[str, StageResult]:
         """The runs of the stages this stage's templates read (their outputs.json only where read)."""

@@ -13,7 +13,15 @@ FAILURE_XCOM = "failure"  # a sample task's failure (status, reason, message), f
 POLICY_XCOM = "policy"  # the QC gate's explanation of its decision
 PROBLEMS_XCOM = "problems"  # an invalid manifest's problems, for the report
 PIPELINE_XCOM = "pipeline"  # the stages and run defaults, for the stage tasks after the first
-STAGE_INPUTS_XCOM = "stage_inputs"  # sample id -> its template fields, tags and idempotency key
+STAGE_INPUTS_XCOM = "stage_inputs"  # sample id -> its template fields, tags and idempotency key, in parts:
+# each part holds the samples of STAGE_INPUTS_PER_XCOM consecutive map indexes, so a stage task reads
+# its own part and not the whole flowcell (that made every stage task's read O(N), O(N^2) in all).
+STAGE_INPUTS_PER_XCOM = 100
+
+
+def stage_inputs_xcom(map_index: int) -> str:
+    """The XCom (of the entries task) holding the stage inputs of the sample at ``map_index``."""
+    return f"{STAGE_INPUTS_XCOM}-{map_index // STAGE_INPUTS_PER_XCOM}"
 
 
 def stage_task_id(number: int) -> str:

@@ -208,9 +208,10 @@ class HealthOmicsHook(AwsBaseHook):
         reuse_completed: bool = True,
         journal: SubmissionJournal | None = None,
         max_attempts: int = 100,
+        unused_key: bool = False,
     ) -> tuple[dict[str, Any], int]:
         """
-        Start the run for ``idempotency_key`` once, whatever happened before; return (GetRun, attempt).
+        Start the run for ``idempotency_key`` once, whatever happened before; return (run, attempt).
 
         Attempt *n* is submitted with ``requestId`` = f(key, request, n), so repeating it (a retry, a
         worker that died right after the call, a cleared task) returns the same run. If that run
@@ -218,22 +219,35 @@ class HealthOmicsHook(AwsBaseHook):
         ``reuse_completed`` is False); if it FAILED, was CANCELLED or DELETED, attempt *n+1* starts a
         new run. ``request`` tags should not vary between submits of the same key.
 
+        The run returned is GetRun's, or with ``unused_key`` StartRun's answer (with the request's
+        ``name``, ``workflowId`` and ``outputUri``) when that says the run is live: one call per run.
+
         :param first_attempt: where to start probing (the journal's last attempt); attempts before
             it are assumed to have ended without a usable run.
         :param journal: where each attempt is recorded before its submit and after it.
+        :param unused_key: the caller knows no run of ``idempotency_key`` exists yet, so StartRun's
+            answer is about a run it has just created.
         """
 
         def usable(run: dict[str, Any]) -> bool:
             return run["status"] in RUN_ACTIVE_STATES or (run["status"] in RUN_SUCCESS_STATES and reuse_completed)
 
+        def submit(token: str, tags: dict[str, str]) -> dict[str, Any]:
+            started = self.start_run(**{**request, "tags": {**(request.get("tags") or {}), **tags}, "requestId": token})
+            return {**{k: request[k] for k in ("name", "workflowId", "outputUri") if k in request}, **started}
+
+        def describe(started: dict[str, Any]) -> dict[str, Any]:
+            # A run just created needs no GetRun (its wait reads the rest). StartRun's answer for a
+            # requestId used before may not say how that run is now: it is looked up.
+            new = unused_key and started.get("status") in RUN_ACTIVE_STATES
+            return started if new else self.get_run(started["id"])
+
         return self._submit_idempotently(
             kind="run",
             idempotency_key=idempotency_key,
             identity={k: v for k, v in request.items() if k != "tags"},
-            submit=lambda token, tags: self.start_run(
-                **{**request, "tags": {**(request.get("tags") or {}), **tags}, "requestId": token}
-            )["id"],
-            describe=self.get_run,
+            submit=submit,
+            describe=describe,
             find=lambda tags: next(iter(self.find_runs(request["name"], tags)), None) if request.get("name") else None,
             usable=usable,
             first_attempt=first_attempt,
@@ -247,8 +261,8 @@ class HealthOmicsHook(AwsBaseHook):
         kind: str,
         idempotency_key: str,
         identity: dict[str, Any],
-        submit: Callable[[str, dict[str, str]], str],
-        describe: Callable[[str], dict[str, Any]],
+        submit: Callable[[str, dict[str, str]], dict[str, Any]],
+        describe: Callable[[dict[str, Any]], dict[str, Any]],
         find: Callable[[dict[str, str]], dict[str, Any] | None],
         usable: Callable[[dict[str, Any]], bool],
         first_attempt: int,
@@ -258,9 +272,10 @@ class HealthOmicsHook(AwsBaseHook):
         """The one exactly-once loop, for runs and run batches alike.
 
         Per attempt: record the intent (key, attempt, requestId), submit with that requestId and
-        the attempt's tags, describe what came back, record its id; return it if ``usable``, else
-        go on with the next attempt. A ConflictException (the same requestId used with other
-        tags, e.g. by another DAG run of the same input) finds the resource by its tags instead.
+        the attempt's tags, describe what came back (from the submit's answer), record its id;
+        return it if ``usable``, else go on with the next attempt. A ConflictException (the same
+        requestId used with other tags, e.g. by another DAG run of the same input) finds the
+        resource by its tags instead.
         """
         attempt = max(1, first_attempt)
         while attempt <= max_attempts:
@@ -468,7 +483,7 @@ class HealthOmicsHook(AwsBaseHook):
                 raise ValueError(f"{len(run_settings)} run settings need a settings file in S3")
             return {"s3UriSettings": settings_file(token)}
 
-        def submit(token: str, attempt_tags: dict[str, str]) -> str:
+        def submit(token: str, attempt_tags: dict[str, str]) -> dict[str, Any]:
             request = {
                 "batchName": batch_name,
                 "requestId": token,
@@ -476,14 +491,14 @@ class HealthOmicsHook(AwsBaseHook):
                 "batchRunSettings": batch_run_settings(token),
                 "tags": {**(tags or {}), **attempt_tags},
             }
-            return str(self.start_run_batch(**request)["id"])
+            return self.start_run_batch(**request)
 
         return self._submit_idempotently(
             kind="run batch",
             idempotency_key=idempotency_key,
             identity={"defaultRunSetting": default_run_setting, "runSettings": run_settings, "name": batch_name},
             submit=submit,
-            describe=self.get_batch,
+            describe=lambda started: self.get_batch(started["id"]),
             find=lambda tags: next(iter(self.find_batches(batch_name, tags)), None),
             usable=lambda batch: batch["status"] not in BATCH_RETRY_STATES,
             first_attempt=first_attempt,

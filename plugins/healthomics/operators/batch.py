@@ -26,7 +26,13 @@ from healthomics.hooks.omics import (
 from healthomics.links.omics import HealthOmicsBatchLink
 from healthomics.triggers.base import connection_kwargs
 from healthomics.triggers.batch import HealthOmicsBatchSubmissionTrigger
-from healthomics.utils.idempotency import Submission, SubmissionJournal, default_idempotency_key, provenance_tags
+from healthomics.utils.idempotency import (
+    TAG_DAG_RUN_ID,
+    Submission,
+    SubmissionJournal,
+    default_idempotency_key,
+    provenance_tags,
+)
 from healthomics.utils.s3 import InvalidS3UriError, parse_s3_uri
 from healthomics.utils.text import cut
 
@@ -55,9 +61,12 @@ class HealthOmicsStartRunBatchOperator(AwsBaseOperator[HealthOmicsHook]):
     attempt. The service releases the runs gradually at the account's StartRun rate; the task
     waits (deferrable) until every run is submitted or refused, then returns::
 
-        {"batchId": ..., "arn": ..., "status": ..., "attempt": 1,
+        {"batchId": ..., "arn": ..., "status": ..., "attempt": 1, "dagRunId": ...,
          "runs": {"<runSettingId>": {"id", "arn", "uuid", "runOutputUri"}, ...},
          "failed": {"<runSettingId>": {"reason", "message"}, ...}}
+
+    ``dagRunId`` is the DAG run that started the batch (its tag): another one's when a DAG run
+    of the same input found an earlier batch again.
 
     Runs whose submission failed are reported with the service's reason; with
     ``fail_on_submission_failure`` the task then fails (after pushing that result to XCom), so a
@@ -264,6 +273,7 @@ class HealthOmicsStartRunBatchOperator(AwsBaseOperator[HealthOmicsHook]):
             "arn": batch["arn"],
             "status": batch["status"],
             "attempt": attempt,
+            "dagRunId": (batch.get("tags") or {}).get(TAG_DAG_RUN_ID),
             "runs": runs,
             "failed": failed,
         }

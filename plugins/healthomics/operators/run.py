@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -35,14 +36,18 @@ STATE_KEY = "healthomics_run"
 SHARED_POLL_WINDOW_SECONDS = 6 * 3600
 
 
-def shared_poll_since(run: dict[str, Any]) -> float | None:
-    """The start of the window ``run`` (GetRun) was created in; None if its creation time is unknown."""
+# A run StartRun has just answered for was created at most this long ago (the call and its retries).
+START_SLACK_SECONDS = 300
+
+
+def shared_poll_since(run: dict[str, Any]) -> float:
+    """The start of the window ``run`` was created in. A run known only from StartRun's answer
+    (no ``creationTime``) counts as created a few minutes ago: an older one (a repeated
+    requestId's) is missing from the window's poll and looked up directly by its trigger."""
     created = run.get("creationTime")
     if isinstance(created, str):
         created = datetime.fromisoformat(created)
-    if not isinstance(created, datetime):
-        return None
-    stamp = created.timestamp()
+    stamp = created.timestamp() if isinstance(created, datetime) else time.time() - START_SLACK_SECONDS
     return stamp - stamp % SHARED_POLL_WINDOW_SECONDS
 
 

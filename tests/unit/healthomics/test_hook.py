@@ -196,6 +196,22 @@ def test_idempotent_start_reuses_a_completed_run_unless_told_not_to(hook: Health
     assert hook.start_run_idempotently(request, "k", reuse_completed=False)[0]["id"] == "1000002"
 
 
+def test_a_new_run_of_an_unused_key_costs_one_call(hook: HealthOmicsHook, stub: Stubber) -> None:
+    """With ``unused_key`` StartRun's answer is the run (no GetRun queued: the Stubber would refuse
+    one); an answer that says the run has ended is still looked up."""
+    request = {"workflowId": "1234567", "roleArn": ROLE, "outputUri": "s3://b/o", "name": "S1-call"}
+    answer = {"id": "1000001", "arn": "arn:aws:omics:eu-west-1:123456789012:run/1000001", "status": "PENDING"}
+    stub.add_response("start_run", {**answer, "runOutputUri": "s3://b/o/1000001"}, None)
+    run, attempt = hook.start_run_idempotently(request, "k", unused_key=True)
+    assert attempt == 1
+    expected = {"id": "1000001", "status": "PENDING", "name": "S1-call", "runOutputUri": "s3://b/o/1000001"}
+    assert {k: run.get(k) for k in expected} == expected
+    stub.assert_no_pending_responses()
+    stub.add_response("start_run", {**answer, "status": "COMPLETED"}, None)
+    stub.add_response("get_run", get_run("1000001", "COMPLETED"), {"id": "1000001"})
+    assert hook.start_run_idempotently(request, "k", unused_key=True)[0]["status"] == "COMPLETED"
+
+
 def test_run_summary_is_json_safe() -> None:
     summary = run_summary(get_run("1", "COMPLETED", stopTime=NOW, tags={"a": "b"}, definition="x"))
     assert json.loads(json.dumps(summary)) == summary

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
-from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 from botocore.exceptions import ClientError
 
 from healthomics.flowcell.sample import STATE_KEY, HealthOmicsSampleRunOperator, last_submission
+from healthomics.triggers.quota import HealthOmicsStartTurnTrigger
 from healthomics.utils.idempotency import Submission, SubmissionJournal
 
 from .stores import TaskStateStore
@@ -114,19 +114,19 @@ class FirstTry:
     dag_id, run_id, task_id, map_index = "d", "r", "sample", 0
 
 
-def test_a_throttled_start_waits_in_the_triggerer_longer_each_time_then_submits_again() -> None:
+def test_a_throttled_start_waits_in_the_triggerer_for_a_turn_then_submits_again() -> None:
     entry = {"sample_id": "S1", "request": REQUEST, "idempotency_key": "k/S1"}
     task = operator(entry, deferrable=True)
     task.__dict__["hook"] = hook = ThrottledHook()
     with pytest.raises(TaskDeferred) as first:
         task.execute({"ti": FirstTry()})  # type: ignore[arg-type]
-    assert isinstance(first.value.trigger, TimeDeltaTrigger)
+    trigger = first.value.trigger
+    assert isinstance(trigger, HealthOmicsStartTurnTrigger)
+    assert (trigger.start_run_tps, trigger.throttled, trigger.aws_conn_id) == (0.1, True, "aws_default")
     assert first.value.method_name == "start_after_throttling"
-    waited = first.value.kwargs["throttled_for"]
-    assert 16 <= waited <= 24  # twice THROTTLED_START_SECONDS, +/-20%
     with pytest.raises(TaskDeferred) as second:
-        task.start_after_throttling({"ti": FirstTry()}, None, **first.value.kwargs)  # type: ignore[arg-type]
-    assert 1.6 * waited <= second.value.kwargs["throttled_for"] <= 2.4 * waited
+        task.start_after_throttling({"ti": FirstTry()}, None)  # type: ignore[arg-type]
+    assert isinstance(second.value.trigger, HealthOmicsStartTurnTrigger)
     assert hook.starts == 2
 
 
