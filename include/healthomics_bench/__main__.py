@@ -103,6 +103,8 @@ def run_one(variant: str, samples: int, args: argparse.Namespace) -> dict[str, A
         dags.mkdir(parents=True)
         (dags / dag_file.name).symlink_to(dag_file)
         env = {**stack.env(), "AIRFLOW__HEALTHOMICS__POLL_SECONDS": f"{poll_real:g}"}
+        # The account's StartRun quota as the emulator applies it: the published one, in real time.
+        env["AIRFLOW__HEALTHOMICS__START_RUN_TPS"] = f"{DEFAULT_TPS['StartRun'] * scale:g}"
         env["AIRFLOW__HEALTHOMICS__PIPELINE_STAGES"] = str(len(STAGES))
         if events:
             queue_url = stack.client("sqs").get_queue_url(QueueName=EVENTS_QUEUE)["QueueUrl"]

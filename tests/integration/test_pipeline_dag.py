@@ -125,6 +125,31 @@ def test_a_failed_stage_stops_only_its_sample(
     assert {r["id"] for r in omics.list_runs()["items"]} == before
 
 
+def test_a_throttled_stage_start_waits_in_the_triggerer_for_a_turn_and_starts_once(
+    pipeline_dag: Any,
+    lab: dict[str, Any],
+    stage_workflows: dict[str, str],
+    realtime: EmulatorAdmin,
+    omics: Any,
+    s3: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first five StartRuns (a later stage's) are throttled: three botocore attempts on the
+    worker, then a wait for a turn in the triggerer (five a second here), two more throttled
+    attempts, then the run. Nothing fails, and no stage is paid for twice."""
+    monkeypatch.setenv("AIRFLOW__HEALTHOMICS__START_RUN_TPS", "5")
+    realtime.reset_counters()
+    realtime.add_fault(action="error", operations=["StartRun"], code="ThrottlingException", times=5)
+    uri = upload(s3, lab, pipeline_manifest(lab, stage_workflows), name=f"{FLOWCELL}.json")
+    states = run_dag(pipeline_dag, run_conf=conf(lab, uri))
+    assert states["dag_run"] == DagRunState.SUCCESS
+
+    assert realtime.counters()["operations"]["StartRun"]["throttled"] == 5
+    runs = stage_runs(omics)  # (one run per sample and stage, or it raises)
+    assert set(runs) == {(s, stage) for s in SAMPLES for stage in STAGES}
+    assert all(run["status"] == "COMPLETED" for run in runs.values())
+
+
 def test_an_invalid_pipeline_is_refused_with_every_problem_and_starts_nothing(
     pipeline_dag: Any,
     lab: dict[str, Any],

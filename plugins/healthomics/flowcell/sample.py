@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 # task_state_store key of the sample's Submission record: which attempt (and run) it is on.
 STATE_KEY = "healthomics_sample"
+# botocore attempts of a throttled StartRun on a worker before a deferrable task waits for a turn.
+START_RUN_ATTEMPTS = 3
 
 
 def last_submission(
@@ -117,6 +119,11 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
         self.wake_queue_url = wake_queue_url
         self.start_requests_from = start_requests_from
         self.run_id = None
+
+    @property
+    def _hook_parameters(self) -> dict[str, Any]:
+        # Deferrable: a throttled StartRun soon waits in the triggerer instead of holding a worker slot.
+        return {**super()._hook_parameters, "start_run_attempts": START_RUN_ATTEMPTS if self.deferrable else None}
 
     # -- which run, which attempt ------------------------------------------------
 

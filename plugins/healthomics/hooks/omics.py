@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -127,6 +127,8 @@ class HealthOmicsHook(AwsBaseHook):
     with retries suited to the service's low default quotas, and helpers for the paginated
     ListRuns / ListRunsInBatch calls.
 
+    :param start_run_attempts: botocore attempts of a throttled StartRun (default: as every call).
+
     The client is configured from the Airflow connection. For a local endpoint (the connection
     extra has ``endpoint_url`` or ``service_config.omics.endpoint_url`` pointing somewhere other
     than ``amazonaws.com``), ``inject_host_prefix`` defaults to ``False``: every omics operation
@@ -137,9 +139,10 @@ class HealthOmicsHook(AwsBaseHook):
     :class:`~airflow.providers.amazon.aws.hooks.base_aws.AwsBaseHook`.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, start_run_attempts: int | None = None, **kwargs: Any) -> None:
         kwargs["client_type"] = "omics"
         super().__init__(*args, **kwargs)
+        self.start_run_attempts = start_run_attempts
 
     @property
     def conn(self) -> OmicsClient:
@@ -194,7 +197,17 @@ class HealthOmicsHook(AwsBaseHook):
         """
         if not request.get("requestId"):
             raise ValueError("start_run needs a deterministic requestId (see healthomics.utils.idempotency)")
-        return dict(self.conn.start_run(**request))
+        return dict(self._start_run_client.start_run(**request))
+
+    @cached_property
+    def _start_run_client(self) -> OmicsClient:
+        """The client StartRun goes through: the hook's, or with ``start_run_attempts`` one that gives
+        up on throttling sooner (a deferrable task then waits for the quota in the triggerer, not
+        in botocore's backoff on a worker slot)."""
+        if not self.start_run_attempts:
+            return self.conn
+        retries: Any = {**DEFAULT_RETRIES, "total_max_attempts": self.start_run_attempts}
+        return self.get_client_type(config=self.config.merge(Config(retries=retries)))
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         return dict(self.conn.get_run(id=run_id))

@@ -47,6 +47,18 @@ def test_real_aws_endpoint_keeps_host_prefix_and_gets_retries(hook: HealthOmicsH
     assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 10}
 
 
+def test_start_run_can_give_up_on_throttling_sooner_than_other_calls(
+    hook: HealthOmicsHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert hook._start_run_client is hook.conn
+    connection(monkeypatch, "ho_deferrable", {"region_name": "eu-west-1"})
+    deferrable = HealthOmicsHook(aws_conn_id="ho_deferrable", start_run_attempts=3)
+    client = deferrable._start_run_client
+    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 3}
+    assert client.meta.endpoint_url == deferrable.conn.meta.endpoint_url
+    assert deferrable.conn.meta.config.retries == {"mode": "standard", "total_max_attempts": 10}
+
+
 def test_local_endpoint_turns_off_host_prefix_without_the_caller_asking(monkeypatch: pytest.MonkeyPatch) -> None:
     connection(
         monkeypatch,
