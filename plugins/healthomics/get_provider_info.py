@@ -40,7 +40,11 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": ["healthomics.triggers.run", "healthomics.triggers.batch"],
+                "python-modules": [
+                    "healthomics.triggers.run",
+                    "healthomics.triggers.batch",
+                    "healthomics.triggers.quota",
+                ],
             }
         ],
         "extra-links": [

@@ -66,6 +66,12 @@ def test_the_provider_info_names_real_classes_and_every_option() -> None:
     assert options["poll_seconds"]["default"] == "60"
 
 
+def test_the_configuration_page_lists_every_option_with_its_default() -> None:
+    page = (REPO / "docs" / "configuration.md").read_text()
+    for name, option in OPTIONS.items():
+        assert f"| `{name}` | {f'`{option.default}`' if option.default else '—'} |" in page, name
+
+
 def test_airflow_lists_the_provider_and_its_links(tmp_path: Path) -> None:
     env = {"AIRFLOW_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     airflow = [sys.executable, "-m", "airflow"]
