@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Hashable
-from contextlib import aclosing
+from collections.abc import AsyncIterator, Hashable, Iterator
+from contextlib import aclosing, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
@@ -50,6 +50,25 @@ if TYPE_CHECKING:
 PAGE_ATTEMPTS = 5
 # A run absent from this many shared snapshots in a row is looked up directly (GetRun).
 MISSING_ROUNDS_BEFORE_LOOKUP = 2
+
+
+# The runs each shared poll's subscribers in this process wait for (key -> run id -> subscribers):
+# an account-wide poll stops paging once it has seen them all.
+_WAITING: dict[Hashable, dict[str, int]] = {}
+
+
+@contextmanager
+def _waiting_for(key: Hashable, run_id: str) -> Iterator[None]:
+    runs = _WAITING.setdefault(key, {})
+    runs[run_id] = runs.get(run_id, 0) + 1
+    try:
+        yield
+    finally:
+        runs[run_id] -= 1
+        if not runs[run_id]:
+            del runs[run_id]
+        if not runs:
+            _WAITING.pop(key, None)
 
 
 class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
@@ -126,19 +145,23 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
     # -- one shared poll per batch (or per account and start time) -----------
 
     def shared_stream_key(self) -> Hashable | None:
-        if self.batch_id:
-            scope: tuple[str, str] = ("batch", self.batch_id)
-        elif self.list_since is not None:
-            scope = ("since", repr(self.list_since))
+        return self._stream_key(self.serialize()[1])
+
+    @staticmethod
+    def _stream_key(kwargs: dict[str, Any]) -> Hashable | None:
+        if kwargs.get("batch_id"):
+            scope: tuple[str, str] = ("batch", kwargs["batch_id"])
+        elif kwargs.get("list_since") is not None:
+            scope = ("since", repr(kwargs["list_since"]))
         else:
             return None
         return (
             "healthomics-run-status",
-            self.aws_conn_id,
-            self.region_name,
+            kwargs.get("aws_conn_id"),
+            kwargs.get("region_name"),
             *scope,
-            self.poll_interval,
-            self.wake_queue_url,
+            kwargs.get("poll_interval"),
+            kwargs.get("wake_queue_url"),
         )
 
     @classmethod
@@ -188,10 +211,11 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
 
     @staticmethod
     async def _list_runs(client: Any, kwargs: dict[str, Any]) -> dict[str, dict[str, Any]]:
-        """One poll: every page of ListRuns for the group, each page retried on throttling."""
+        """One poll: the pages of ListRuns for the group, each page retried on throttling."""
         snapshot: dict[str, dict[str, Any]] = {}
         filters = {"batchId": kwargs["batch_id"]} if kwargs.get("batch_id") else {}
         since = None if filters else float(kwargs["list_since"])
+        waiting = _WAITING.get(HealthOmicsRunTrigger._stream_key(kwargs))
         token: str | None = None
         while True:
             page = await HealthOmicsRunTrigger._list_page(client, filters, token, float(kwargs["poll_interval"]))
@@ -199,10 +223,13 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
             for item in items:
                 snapshot[item["id"]] = run_summary(item)
             token = page.get("nextToken")
-            # Account-wide polls page back only to the group's start (runs come newest first;
-            # a run missed because of another order is looked up directly by its trigger).
+            # Runs come newest first. A poll stops once it has seen every run its subscribers (in
+            # this process) wait for: a batch's oldest runs, or an account's, that ended are not
+            # paged through again and again. An account-wide poll stops past the group's start at
+            # the latest (a run missed is looked up directly by its trigger).
+            seen_all = waiting is not None and bool(waiting) and waiting.keys() <= snapshot.keys()
             past_start = since is not None and items and all(i["creationTime"].timestamp() < since for i in items)
-            if not token or past_start:
+            if not token or seen_all or past_start:
                 return snapshot
 
     @staticmethod
@@ -219,6 +246,11 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
         raise AssertionError("unreachable")
 
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        with _waiting_for(self.shared_stream_key(), self.run_id):
+            async for event in self._watch(shared_stream):
+                yield event
+
+    async def _watch(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
         missing = 0
         async for snapshot in shared_stream:
             if self.past_deadline():

@@ -20,7 +20,7 @@ from airflow.triggers.shared_stream import SharedStreamManager
 from devkit.waiting import wait_until
 from healthomics.operators.run import shared_poll_since
 from healthomics.triggers import run as run_trigger_module
-from healthomics.triggers.run import HealthOmicsRunTrigger
+from healthomics.triggers.run import _WAITING, HealthOmicsRunTrigger
 from omics_emulator import EmulatorAdmin
 
 from ..conftest import ROLE_ARN
@@ -119,11 +119,12 @@ def test_thousand_waiting_runs_cost_ten_calls_per_poll(
     events = asyncio.run(wait_all(triggers, emulator, rounds_before_finish=3, manager=manager))
 
     operations = emulator.counters()["operations"]
-    # Pages answered (a page throttled on a busy machine is asked again by botocore: counted once).
+    # Pages answered (a page throttled on a busy machine is asked again by botocore: counted once):
+    # whole polls of ten pages while every run is waited for (a poll stops early only once it
+    # has seen every run still waited for).
     list_calls = operations["ListRuns"]["statuses"].get("200", 0)
     pages_per_poll = math.ceil(SAMPLES / 100)
-    polls = list_calls / pages_per_poll
-    assert list_calls % pages_per_poll == 0 and polls >= 2, f"{list_calls} ListRuns calls"
+    assert 2 * pages_per_poll <= list_calls <= 4 * pages_per_poll, f"{list_calls} ListRuns calls"
     # Only the failed run is described individually (for its failureReason).
     assert operations.get("GetRun", {}).get("statuses", {}).get("200", 0) == 1
     assert set(operations) <= {"ListRuns", "GetRun"}
@@ -270,3 +271,49 @@ def test_runs_started_one_by_one_share_one_account_wide_poll(
     assert len(by_sample) == 300
     assert by_sample["R0007"]["status"] == "failed"
     assert all(p["status"] == "success" for s, p in by_sample.items() if s != "R0007")
+
+
+def test_an_account_wide_poll_stops_paging_once_it_has_seen_every_run_waited_for(
+    runs_one_by_one: dict[str, dict[str, Any]], emulator: EmulatorAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waits for the 50 newest of 300 runs: each poll reads one page of 100 (runs come newest
+    first), not every run created since the window's start."""
+    polls: list[int] = []
+    list_runs = HealthOmicsRunTrigger._list_runs
+
+    async def counted(client: Any, kwargs: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        snapshot = await list_runs(client, kwargs)
+        polls.append(len(snapshot))
+        return snapshot
+
+    monkeypatch.setattr(HealthOmicsRunTrigger, "_list_runs", staticmethod(counted))
+    newest = sorted(runs_one_by_one.items())[-50:]
+    triggers = [
+        HealthOmicsRunTrigger(
+            run_id=run["id"], list_since=shared_poll_since(run), poll_interval=POLL, run_details={"sampleId": name}
+        )
+        for name, run in newest
+    ]
+
+    emulator.reset_counters()  # the fixture described every run it started
+
+    async def main() -> list[TriggerEvent]:
+        manager = SharedStreamManager()
+        waiting = [asyncio.create_task(first_shared_event(manager, i, t)) for i, t in enumerate(triggers)]
+        key = triggers[0].shared_stream_key()
+        await asyncio.to_thread(
+            wait_until, lambda: len(_WAITING.get(key, {})) == 50, timeout=30, interval=0.05, what="subscribers"
+        )
+        polls.clear()
+        await asyncio.to_thread(wait_until, lambda: len(polls) >= 3, timeout=60, interval=0.1, what="three polls")
+        assert not any(task.done() for task in waiting), "nothing has finished yet"
+        assert set(polls) == {100}, polls  # one page each
+        await asyncio.to_thread(emulator.advance, 24 * 3600)
+        events = await asyncio.wait_for(asyncio.gather(*waiting), timeout=120)
+        await manager.stop_all()
+        return list(events)
+
+    events = asyncio.run(main())
+    assert {e.payload["status"] for e in events} == {"success"}
+    assert _WAITING == {}  # every subscriber left its poll's list
+    assert emulator.counters()["operations"].get("GetRun", {}).get("calls", 0) == 0
