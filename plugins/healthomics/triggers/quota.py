@@ -52,7 +52,7 @@ class StartPacer:
         if now < self._paused_until:
             return
         quiet = now - self._paused_until > max(self._pause, self.interval) * 2
-        self._pause = backoff(0.0 if quiet else self._pause, max(self.interval, 1.0))
+        self._pause = backoff(0.0 if quiet else self._pause, self.interval or 1.0)
         self._paused_until = now + self._pause
 
     async def turn(self) -> None:

@@ -50,7 +50,7 @@ def test_a_throttle_pauses_every_turn_and_a_burst_of_reports_counts_once() -> No
         return first_pause, waited, pacer._paused_until - loop.time()
 
     first_pause, waited, second_pause = asyncio.run(scenario())
-    assert 0.8 <= first_pause <= 2.4  # backoff from one second (the floor), once: not fifty doublings
+    assert 1.6 * INTERVAL <= first_pause <= 2.4 * INTERVAL  # twice the interval, once: not fifty doublings
     assert waited >= first_pause
     assert second_pause >= first_pause * 1.3
 
