@@ -115,6 +115,7 @@ def test_a_failed_stage_stops_only_its_sample(
         ("annotate", "NOT_RUN"),
     ]
     assert failed["stages"][2]["message"] == "stage call did not complete"
+    assert failed["stages"][1]["duration_seconds"] > 0  # what the failed run took
     assert failed["stages"][1]["links"]["console"].startswith("https://console.aws.amazon.com/omics/home?")
 
     # A new DAG run of the same manifest pays for nothing: what COMPLETED is reused, and the failed

@@ -82,6 +82,8 @@ def collect_outcomes(
                     attempt=failure.get("attempt"),
                     failure_reason=failure.get("failureReason"),
                     message=failure.get("statusMessage"),
+                    start_time=failure.get("startTime"),
+                    stop_time=failure.get("stopTime"),
                 )
             )
         elif state in ("failed", "up_for_retry"):

@@ -260,6 +260,8 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
             "failureReason": run.get("failureReason"),
             "statusMessage": run.get("statusMessage") or message,  # the service's own words first
             "attempt": run.get("attempt"),
+            "startTime": run.get("startTime"),  # what the failed run took, for the report
+            "stopTime": run.get("stopTime"),
         }
         context["ti"].xcom_push(key=FAILURE_XCOM, value=failure)
         error: Exception

@@ -26,6 +26,8 @@ FAILURE = {
     "failureReason": "OUT_OF_MEMORY_ERROR",
     "statusMessage": "bwa",
     "attempt": 2,
+    "startTime": "2026-12-01T10:00:00+00:00",
+    "stopTime": "2026-12-01T10:20:00+00:00",
 }
 
 
@@ -50,11 +52,12 @@ def test_each_sample_gets_its_outcome_from_its_task_state_and_xcoms() -> None:
         "s3://lab-out/FC1/1111111",
         9000.0,
     )
-    assert (failed.run_id, failed.failure_reason, failed.message, failed.attempt) == (
+    assert (failed.run_id, failed.failure_reason, failed.message, failed.attempt, failed.duration_seconds) == (
         "2222222",
         "OUT_OF_MEMORY_ERROR",
         "bwa",
         2,
+        1200.0,  # what the failed run took
     )
     assert lost.message == "sample task failed without a run outcome"
     assert outcomes[4].message == "sample task not started"
