@@ -232,17 +232,18 @@ def plan_flowcell(flowcell: dict[str, Any], **context: Any) -> dict[str, Any]:
         raise AirflowFailException(f"Flowcell {flowcell['flowcell_id']}: {err}") from err
     hook = HealthOmicsHook(aws_conn_id=AWS_CONN_ID)
     mode = params.get("rerun") or MISSING
-    decisions: list[SampleDecision] = []
-    if manifest.stages:
-        stage_walk = StageWalk(manifest, hook, S3Hook(aws_conn_id=AWS_CONN_ID).get_conn())
-        decisions = [stage_walk.decide(sample, mode) for sample in manifest.samples]
-    for sample in [] if manifest.stages else manifest.samples:
-        runs = hook.find_runs(
-            run_request(manifest, sample)["name"],
-            {TAG_FLOWCELL: manifest.flowcell_id, TAG_SAMPLE: sample.sample_id},
-        )
-        mine = [r for r in runs if same_request(r, run_request(manifest, sample))]
-        decisions.append(decide(sample.sample_id, mine, mode))
+    stage_walk = StageWalk(manifest, hook, S3Hook(aws_conn_id=AWS_CONN_ID).get_conn()) if manifest.stages else None
+
+    def decide_sample(sample: Sample) -> SampleDecision:
+        if stage_walk is not None:
+            return stage_walk.decide(sample, mode)
+        request = run_request(manifest, sample)
+        runs = hook.find_runs(request["name"], {TAG_FLOWCELL: manifest.flowcell_id, TAG_SAMPLE: sample.sample_id})
+        return decide(sample.sample_id, [r for r in runs if same_request(r, request)], mode)
+
+    hook.conn  # noqa: B018 - made once, before the threads share it (boto3 clients are thread-safe)
+    with ThreadPoolExecutor(READ_THREADS) as pool:  # each sample's look-ups wait on the network
+        decisions = list(pool.map(decide_sample, manifest.samples))
     key = rerun_key(context)
     extra = {k: v for k, v in flowcell_params.items() if v is not None}
     conf = flowcell_conf(flowcell["uri"], decisions, key, extra)
