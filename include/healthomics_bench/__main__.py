@@ -33,6 +33,7 @@ from typing import Any
 import psutil
 import sqlalchemy
 
+from healthomics_bench import submission
 from healthomics_bench.measure import Clock, Sampler, deferral_times, derive, derive_pipeline, fan_out_progress
 from healthomics_bench.report import render_chart, render_table
 from healthomics_bench.scenario import STAGES, Pipeline, build_flowcell, build_pipeline, stage_manifest
@@ -55,6 +56,8 @@ VARIANTS = {
     "stagewise": ("healthomics_flowcell", PROJECT_DAG),
 }
 PIPELINE_VARIANTS = ("pipeline", "stagewise")
+# Not a DAG: how later stages are best submitted, the AWS side alone (healthomics_bench.submission).
+SUBMISSION_VARIANT = "submission"
 EVENTS_QUEUE = "healthomics-run-events"
 # Germline WGS for a sample, a cohort QC after them: emulated seconds.
 SAMPLE_PROFILE = {"pending_seconds": 60, "starting_seconds": 300, "running_seconds": 3 * 3600, "jitter": 0.1}
@@ -252,6 +255,31 @@ def metadata_database(server_url: str | None, name: str) -> Iterator[str | None]
         admin.dispose()
 
 
+def compare_submissions(sizes: list[int], args: argparse.Namespace) -> None:
+    """Each way of submitting later stages, per size, in a fresh stack: docs/bench/submission.json."""
+    results = []
+    for samples in sizes:
+        for strategy in submission.STRATEGIES:
+            print(f"== submission: {strategy}, {samples} samples", flush=True)
+            work = args.workdir / f"submission-{strategy}-{samples}"
+            shutil.rmtree(work, ignore_errors=True)
+            stack = LocalAWS(
+                workdir=work / "stack", time_scale=args.time_scale, emulator_config=emulator_config(args.time_scale)
+            )
+            with stack:
+                results.append(submission.measure(strategy, samples, stack, args.time_scale, args.poll_seconds))
+            print(submission.render_table(results), flush=True)
+            (args.out / "submission.json").write_text(
+                json.dumps(
+                    {
+                        "settings": {"time_scale": args.time_scale, "poll_seconds": args.poll_seconds},
+                        "results": results,
+                    },
+                    indent=2,
+                )
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m healthomics_bench", description=__doc__)
     parser.add_argument("--sizes", default="96,1000,384", help="flowcell sizes (comma-separated)")
@@ -273,10 +301,15 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = [int(n) for n in args.sizes.split(",")]
     variants = [v.strip() for v in args.variants.split(",")]
-    unknown = set(variants) - set(VARIANTS)
+    unknown = set(variants) - set(VARIANTS) - {SUBMISSION_VARIANT}
     if unknown:
         parser.error(f"unknown variants: {sorted(unknown)}")
     args.out.mkdir(parents=True, exist_ok=True)
+    if SUBMISSION_VARIANT in variants:
+        variants.remove(SUBMISSION_VARIANT)
+        compare_submissions(sizes, args)
+        if not variants:  # results.json and the chart are the DAG variants'
+            return 0
     results: list[dict[str, Any]] = []
     if args.keep and (args.out / "results.json").exists():
         measured = {(v, n) for v in variants for n in sizes}
