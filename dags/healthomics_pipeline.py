@@ -32,8 +32,6 @@ def sample_pipeline(sample: Any) -> None:
                 sample=sample,
                 poll_interval=settings.poll_seconds(),
                 map_index_template=MAP_INDEX_TEMPLATE,
-                # Later stages first when workers are busy: a sample moves on before others start.
-                weight_rule="upstream",
                 **SAMPLE_TASK_ARGS,
             )
             for number in range(1, STAGE_SLOTS + 1)

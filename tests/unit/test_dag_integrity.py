@@ -71,17 +71,6 @@ def test_the_flowcell_dag_shape(no_aws_calls: None) -> None:
     assert set(dag.params) >= {"manifest_uri", "manifest", "flowcell_id", "submission_mode", "dry_run"}
 
 
-def test_the_pipeline_dag_runs_a_samples_later_stage_before_other_samples_earlier_ones(no_aws_calls: None) -> None:
-    """With more ready tasks than worker slots, the scheduler takes higher priority weights first.
-    Weighed by what is upstream, each stage task outweighs the one before it (which is upstream
-    of it), so samples move on rather than all start."""
-    dag = parse(REPO / "dags" / "healthomics_pipeline.py").dag
-    stages = sorted((t for t in dag.tasks if t.task_id.startswith("sample.stage_")), key=lambda t: t.task_id)
-    assert len(stages) >= 2
-    assert all(t.weight_rule == "upstream" for t in stages)
-    assert all(f"sample.stage_{i}" in t.upstream_task_ids for i, t in enumerate(stages[1:], start=1))
-
-
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
 def test_nothing_account_specific_is_hard_coded(path: Path) -> None:
     text = path.read_text()
