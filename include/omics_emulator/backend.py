@@ -11,9 +11,10 @@ from .resources import (
     Run,
     Workflow,
 )
+from .tasks import TaskService
 
 
-class Backend(BatchService):
+class Backend(BatchService, TaskService):
     """All state of one emulated account and Region, answering the API operations."""
 
     # -- tags ----------------------------------------------------------------
@@ -57,6 +58,8 @@ class Backend(BatchService):
         "StartRun": "start_run",
         "GetRun": "get_run",
         "ListRuns": "list_runs",
+        "ListRunTasks": "list_run_tasks",
+        "GetRunTask": "get_run_task",
         "CancelRun": "cancel_run",
         "DeleteRun": "delete_run",
         "StartRunBatch": "start_run_batch",

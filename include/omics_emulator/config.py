@@ -13,6 +13,14 @@ from typing import Any
 
 ACCOUNT_ID = "123456789012"  # moto's default account, so ARNs agree across the stack
 
+# A germline run's tasks, one after another (see tasks.py): memory in GiB, share of RUNNING time.
+DEFAULT_TASKS: tuple[dict[str, Any], ...] = (
+    {"name": "fastqc", "cpus": 2, "memory": 4, "share": 0.1},
+    {"name": "bwa_mem", "cpus": 16, "memory": 32, "share": 0.45},
+    {"name": "mark_duplicates", "cpus": 4, "memory": 16, "share": 0.15},
+    {"name": "haplotype_caller", "cpus": 8, "memory": 30, "share": 0.3},
+)
+
 
 @dataclass
 class RunProfile:
@@ -26,6 +34,8 @@ class RunProfile:
     jitter: float = 0.1
     # Output name -> path under the run's output URI. {runName} and {runId} are filled in.
     outputs: dict[str, str] = field(default_factory=lambda: {"summary": "out/summary/{runName}.json"})
+    # The run's tasks (ListRunTasks): name, cpus, memory (GiB), optional gpus and image, share.
+    tasks: list[dict[str, Any]] = field(default_factory=lambda: [dict(t) for t in DEFAULT_TASKS])
 
     def phase_seconds(self) -> dict[str, float]:
         return {

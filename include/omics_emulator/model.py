@@ -31,6 +31,8 @@ OPERATIONS: tuple[str, ...] = (
     "StartRun",
     "GetRun",
     "ListRuns",
+    "ListRunTasks",
+    "GetRunTask",
     "CancelRun",
     "DeleteRun",
     "StartRunBatch",

@@ -19,6 +19,8 @@ DEFAULT_TPS: dict[str, float] = {
     "StartRun": 0.1,
     "GetRun": 10.0,
     "ListRuns": 10.0,
+    "ListRunTasks": 10.0,
+    "GetRunTask": 10.0,
     "CancelRun": 10.0,
     "DeleteRun": 10.0,
     "GetBatch": 10.0,

@@ -138,6 +138,9 @@ class Run(Gated):
     creation_time: float = 0.0
     start_time: float | None = None
     stop_time: float | None = None
+    # When its RUNNING phase ended, and how: COMPLETED (then it exported), FAILED or CANCELLED.
+    running_end: float | None = None
+    running_outcome: str | None = None
     active: bool = False
     cancel_requested: bool = False
     missing_inputs: list[str] = field(default_factory=list)

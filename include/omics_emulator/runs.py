@@ -268,8 +268,15 @@ class RunService(WorkflowService):
         run.plan.status_message = f"Run timeout after {int(self.config.max_run_duration_seconds // 60)} minutes"
         self._run_failing(run, when)
 
+    @staticmethod
+    def _end_running(run: Run, outcome: str, when: float) -> None:
+        """Record how the RUNNING phase ended (the task records follow it); no-op before RUNNING."""
+        if run.start_time is not None and run.running_end is None:
+            run.running_end, run.running_outcome = when, outcome
+
     def _run_exporting(self, run: Run, when: float) -> None:
         assert run.plan is not None
+        self._end_running(run, "COMPLETED", when)
         self._set_run_status(run, "STOPPING", when)
         if self.s3 is not None and self.config.write_outputs:
             s3, outputs = self.s3, self._outputs_for(run)
@@ -330,6 +337,7 @@ class RunService(WorkflowService):
         assert run.plan is not None
         run.failure_reason = run.plan.failure_reason or "RUN_TASK_FAILED"
         run.status_message = run.plan.status_message or "Run failed"
+        self._end_running(run, "FAILED", when)
         self._set_run_status(run, "STOPPING", when)
         self._schedule(run, when + run.plan.durations["STOPPING"], lambda at: self._run_finished(run, "FAILED", at))
 
@@ -387,6 +395,7 @@ class RunService(WorkflowService):
         run.generation += 1  # drop the transitions it had scheduled
         run.parked = None
         stopping = run.plan.durations["STOPPING"] if run.plan and run.active else 1.0
+        self._end_running(run, "CANCELLED", when)
         if run.status != "STOPPING":
             self._set_run_status(run, "STOPPING", when)
 

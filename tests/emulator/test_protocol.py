@@ -35,6 +35,8 @@ SAMPLE_INPUTS: dict[str, dict[str, Any]] = {
     },
     "GetRun": {"id": "1234567", "export": ["DEFINITION"]},
     "ListRuns": {"name": "S1", "status": "RUNNING", "maxResults": 50, "batchId": "42"},
+    "ListRunTasks": {"id": "1234567", "status": "COMPLETED", "maxResults": 20, "startingToken": "abc"},
+    "GetRunTask": {"id": "1234567", "taskId": "1234567001"},
     "CancelRun": {"id": "1234567"},
     "DeleteRun": {"id": "1234567"},
     "StartRunBatch": {
