@@ -34,6 +34,8 @@ class RunProfile:
     jitter: float = 0.1
     # Output name -> path under the run's output URI. {runName} and {runId} are filled in.
     outputs: dict[str, str] = field(default_factory=lambda: {"summary": "out/summary/{runName}.json"})
+    # DYNAMIC run storage: the most a run uses (GetRun's storageCapacity once it has finished).
+    dynamic_storage_gib: int = 400
     # The run's tasks (ListRunTasks): name, cpus, memory (GiB), optional gpus and image, share.
     tasks: list[dict[str, Any]] = field(default_factory=lambda: [dict(t) for t in DEFAULT_TASKS])
 

@@ -343,6 +343,12 @@ class RunService(WorkflowService):
 
     def _run_finished(self, run: Run, status: str, when: float) -> None:
         run.stop_time = when
+        if run.storage_type == "DYNAMIC" and run.start_time is not None and run.workflow is not None:
+            # "After the run completes, storageCapacity is the maximum storage used" (dynamic storage).
+            profile = self.config.profile_for(run.workflow.id, run.workflow.name)
+            run.storage_capacity = max(
+                1, round(profile.dynamic_storage_gib * random.Random(run.uuid).uniform(0.8, 1.2))
+            )
         if run.cache_id and (status == "COMPLETED" or run.cache_behavior == "CACHE_ALWAYS" or status == "FAILED"):
             self._cache_entries.add(self._cache_key(run))
         self._leave_active(run, when)

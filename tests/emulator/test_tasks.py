@@ -139,3 +139,15 @@ def test_each_task_gets_the_smallest_instance_that_fits(cpus: int, memory: int) 
     assert chosen == min(fits)[2]
     assert sizes[chosen.split(".")[2]] >= cpus
     assert instance_type(4, 16, gpus=1) == GPU_INSTANCES[0][0]
+
+
+def test_a_dynamic_storage_run_reports_the_most_it_used_once_it_has_finished(
+    omics: Any, emulator: EmulatorAdmin, start_run: Any
+) -> None:
+    emulator.configure(profiles={"default": {"jitter": 0.0, "dynamic_storage_gib": 500}})
+    run_id = start_run(storageType="DYNAMIC")["id"]
+    emulator.advance(60 + 300 + 1000)
+    assert "storageCapacity" not in omics.get_run(id=run_id)
+    emulator.advance(3600)
+    run = omics.get_run(id=run_id)
+    assert run["status"] == "COMPLETED" and 400 <= run["storageCapacity"] <= 600
