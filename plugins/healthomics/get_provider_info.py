@@ -29,7 +29,12 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["aws"],
             }
         ],
-        "hooks": [{"integration-name": INTEGRATION, "python-modules": ["healthomics.hooks.omics"]}],
+        "hooks": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["healthomics.hooks.omics", "healthomics.hooks.pricing"],
+            }
+        ],
         "operators": [
             {
                 "integration-name": INTEGRATION,

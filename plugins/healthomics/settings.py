@@ -134,6 +134,16 @@ OPTIONS: dict[str, Option] = {
         default="0.1",
         type="float",
     ),
+    "price_source": Option(
+        "Where run cost estimates take HealthOmics list prices from: price_list_api (the AWS Price List API, "
+        "needs pricing:GetProducts; the shipped table when it cannot be reached) or shipped (the table in the "
+        "package only).",
+        default="price_list_api",
+    ),
+    "price_list_region": Option(
+        "The Region of the AWS Price List API endpoint, when the AWS connection's Region is not one it answers "
+        "in (it answers in three Regions, for every Region's prices: docs/costs.md).",
+    ),
     "sweep_schedule": Option("When healthomics_manifest_sweep lists the prefix (cron or preset).", default="@hourly"),
     "sweep_poke_seconds": Option("Seconds between the sweep sensor's listings.", default="60", type="float"),
 }

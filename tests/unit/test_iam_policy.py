@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 POLICY = REPO / "include" / "iam" / "healthomics-airflow-policy.json"
 SOURCES = sorted([*(REPO / "plugins").rglob("*.py"), *(REPO / "dags").rglob("*.py")])
 # Services the code talks to, in the order a method name shared by two is attributed.
-SERVICES = ("omics", "sqs", "s3", "sns")
+SERVICES = ("omics", "sqs", "s3", "sns", "pricing")
 
 # Provider pieces the code uses -> the API operations they make.
 PROVIDER_CALLS = {
@@ -104,8 +104,9 @@ def test_no_wildcard_actions_and_wildcard_resources_only_where_iam_has_no_resour
         for action in _listed(statement["Action"]):
             assert "*" not in action, statement["Sid"]
         if statement["Resource"] == "*":
-            # ListRuns and ListBatch have no resource type in IAM.
-            assert set(_listed(statement["Action"])) <= {"omics:ListRuns", "omics:ListBatch"}, statement["Sid"]
+            # ListRuns, ListBatch and the Price List's GetProducts have no resource type in IAM.
+            no_resource = {"omics:ListRuns", "omics:ListBatch", "pricing:GetProducts"}
+            assert set(_listed(statement["Action"])) <= no_resource, statement["Sid"]
 
 
 @pytest.mark.parametrize("statement", statements(), ids=lambda s: s["Sid"])

@@ -19,6 +19,8 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from healthomics.cost.estimate import RunCost, run_cost
+from healthomics.cost.prices import PriceTable
 from healthomics.exceptions import HealthOmicsRunFailedError
 from healthomics.utils.idempotency import Submission, SubmissionJournal, attempt_tags, request_id
 
@@ -338,6 +340,16 @@ class HealthOmicsHook(AwsBaseHook):
         paginator = self.conn.get_paginator("list_runs")
         for page in paginator.paginate(**filters, PaginationConfig={"PageSize": page_size}):
             yield from (dict(item) for item in page.get("items", []))
+
+    def list_run_tasks(self, run_id: str) -> list[dict[str, Any]]:
+        """Every task of a run (ListRunTasks items: name, cpus, memory, gpus, instanceType, times)."""
+        paginator = self.conn.get_paginator("list_run_tasks")
+        return [dict(item) for page in paginator.paginate(id=run_id) for item in page.get("items", [])]
+
+    def run_cost(self, run: dict[str, Any], prices: PriceTable) -> RunCost:
+        """The estimated cost of a finished run (GetRun) from its tasks; see :mod:`healthomics.cost.estimate`."""
+        tasks = [] if run.get("workflowType") == "READY2RUN" else self.list_run_tasks(str(run["id"]))
+        return run_cost(run, tasks, prices)
 
     def find_runs(self, name: str, tags: dict[str, str]) -> list[dict[str, Any]]:
         """
