@@ -2,7 +2,8 @@
 
 manifest -> validate everything -> submit (a run batch per workflow, or one run per sample)
 -> the per-sample tasks (mapped, named by sample id) -> QC gate (after every sample, whatever
-its state) -> QC run -> notification (always) -> flowcell outcome.
+its state) -> QC run -> notification (always) -> flowcell outcome; beside QC, the runs' costs
+for the report.
 
 ``healthomics_flowcell`` gives it one mapped task per sample; ``healthomics_pipeline`` a mapped
 task group per sample with one task per stage.
@@ -17,7 +18,7 @@ from typing import Any
 from airflow.sdk import XComArg, task
 
 from healthomics import settings
-from healthomics.flowcell import delivery, load, qc, task_ids
+from healthomics.flowcell import costs, delivery, load, qc, task_ids
 from healthomics.flowcell.params import PARAMS
 from healthomics.operators.batch import HealthOmicsStartRunBatchOperator
 from healthomics.operators.run import HealthOmicsStartRunOperator
@@ -93,6 +94,10 @@ def flowcell_tasks(per_sample: Callable[[XComArg], Any], *, stage_slots: int | N
         poll_interval=poll_seconds,
         wake_queue_url=settings.WAKE_QUEUE_URL,
     )
+    # Pricing the runs (a GetRun and a ListRunTasks each) goes on beside QC and never fails the flowcell.
+    priced = task(
+        task_id=task_ids.COSTS_TASK, trigger_rule="all_done", retries=1, retry_delay=dt.timedelta(seconds=30)
+    )(costs.costs)()
     report = task(task_id="notify", trigger_rule="all_done", retries=3, retry_delay=dt.timedelta(seconds=30))(
         delivery.notify
     )()
@@ -100,4 +105,5 @@ def flowcell_tasks(per_sample: Callable[[XComArg], Any], *, stage_slots: int | N
 
     go >> [submit, entries]  # a dry run stops here
     samples >> gate >> qc_run >> report >> verdict
-    plan >> [gate, report, verdict]  # they read the plan themselves: an invalid manifest still gets a report
+    samples >> priced >> report
+    plan >> [gate, priced, report, verdict]  # they read the plan themselves: an invalid manifest still gets a report

@@ -10,9 +10,11 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.hooks.sns import SnsHook
 from airflow.sdk import Variable
 
+from healthomics.cost.prices import PriceError
+from healthomics.flowcell.costs import flowcell_prices, run_cost_entry
 from healthomics.flowcell.qc import plan_of, qc_outcome, sample_outcomes
 from healthomics.flowcell.report import build_report, invalid_manifest_report, render_text
-from healthomics.flowcell.task_ids import LOAD_TASK, PROBLEMS_XCOM
+from healthomics.flowcell.task_ids import COSTS_TASK, LOAD_TASK, PROBLEMS_XCOM
 from healthomics.hooks.omics import HealthOmicsHook
 from healthomics.manifest import declared_flowcell_id
 from healthomics.manifest.parse import FLOWCELL_ID, SNS_TOPIC_ARN
@@ -20,6 +22,7 @@ from healthomics.settings import AWS_CONN_ID, VAR_SNS_TOPIC, allowed_output_pref
 from healthomics.utils.idempotency import fingerprint
 from healthomics.utils.s3 import InvalidS3UriError, parse_s3_uri, within_any
 from healthomics.utils.text import cut, one_line, safe_id_part, shown
+from healthomics.utils.xcom import xcom_document
 
 log = logging.getLogger(__name__)
 SNS_SUBJECT_MAX = 100
@@ -109,6 +112,17 @@ def publish_report(
     return delivered
 
 
+def _qc_cost(hook: HealthOmicsHook, qc: dict[str, Any]) -> dict[str, Any] | None:
+    """The QC run's cost entry (it ended just before this task); never raises for AWS errors."""
+    if not qc.get("run_id"):
+        return None
+    try:
+        prices = flowcell_prices(hook)
+    except PriceError as err:
+        return {"run_id": qc["run_id"], "error": str(err)}
+    return {"run_id": qc["run_id"], **run_cost_entry(hook, qc["run_id"], prices)}
+
+
 def _report_uri(plan: dict[str, Any], context: dict[str, Any]) -> str:
     manifest = plan["manifest"]
     configured = manifest["notification"].get("report_uri")
@@ -127,14 +141,18 @@ def notify(**context: Any) -> dict[str, Any]:
     plan = plan_of(context)
     if plan is None:
         return _notify_invalid_manifest(context)
+    qc = qc_outcome(plan, context)
+    costs = xcom_document(context["ti"].xcom_pull(task_ids=COSTS_TASK))
     report = build_report(
         plan=plan,
         dag_id=context["ti"].dag_id,
         dag_run_id=context["ti"].run_id,
         outcomes=sample_outcomes(plan, context),
-        qc=qc_outcome(plan, context),
+        qc=qc,
         region=hook.conn_region_name,
         partition=hook.conn_partition,
+        costs=dict(costs) if costs else None,
+        qc_cost=_qc_cost(hook, qc) if costs and "error" not in costs else None,
     )
     delivered = publish_report(
         report,

@@ -25,13 +25,21 @@ def build_report(
     qc: dict[str, Any],
     region: str,
     partition: str,
+    costs: dict[str, Any] | None = None,
+    qc_cost: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The report as a JSON document."""
+    """The report as a JSON document.
+
+    :param costs: the ``costs`` task's result (see :mod:`healthomics.flowcell.costs`); None if it
+        did not run or failed: the report then says cost is unknown.
+    :param qc_cost: the QC run's cost entry, if it ran.
+    """
     dry_run = bool(plan.get("dry_run"))
     counts = Counter(o.status for o in outcomes)
     all_completed = bool(outcomes) and counts.get("COMPLETED", 0) == len(outcomes)
     qc_ok = qc.get("status") in ("COMPLETED", "NOT_CONFIGURED")
     status = DRY_RUN if dry_run else (SUCCESS if all_completed and qc_ok else FAILED)
+    samples = [_with_links(o.as_dict(), region, partition) for o in outcomes]
     return {
         "flowcell_id": plan["flowcell_id"],
         "status": status,
@@ -45,14 +53,94 @@ def build_report(
         },
         "submission_mode": plan["mode"],
         "counts": dict(sorted(counts.items())),
-        "samples": [_with_links(o.as_dict(), region, partition) for o in outcomes],
+        "samples": samples,
         # A pipeline: how far the samples got, stage by stage.
         "stage_counts": {
             name: dict(sorted(Counter(s.status for o in outcomes for s in o.stages if s.stage == name).items()))
             for name in dict.fromkeys(s.stage for o in outcomes for s in o.stages)
         },
         "qc": {**qc, "links": run_links(region, partition, qc.get("run_id"), qc.get("run_output_uri"))},
+        "cost": None if dry_run else cost_section(costs, samples, qc_cost),
     }
+
+
+MOST_EXPENSIVE = 5
+UNKNOWN_LISTED = 50
+
+
+def cost_section(
+    costs: dict[str, Any] | None, samples: list[dict[str, Any]], qc_cost: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The report's cost figures (estimates at list prices, USD), and each sample row's ``cost_usd``
+    (and each stage's): the flowcell total, samples, QC, money spent on runs that did not complete,
+    the most expensive samples, and every run whose cost is unknown, with why."""
+    section: dict[str, Any] = {"estimate": True, "currency": "USD"}
+    if costs is None or "error" in costs:
+        reason = (costs or {}).get("error") or "the costs task did not run or failed (see its log)"
+        return {**section, "error": f"cost unknown: {reason}", "total_usd": None}
+    runs: dict[str, dict[str, Any]] = costs.get("runs", {})
+    unknown: list[dict[str, Any]] = []
+    failed_usd = samples_usd = 0.0
+    for sample in samples:
+        parts = sample["stages"] or [sample]
+        known = True
+        for part in parts:
+            entry = runs.get(part.get("run_id") or "") if part.get("run_id") else None
+            usd = entry.get("total_usd") if entry else None
+            part["cost_usd"] = usd
+            if part.get("run_id") and usd is None:
+                known = False
+                reason = (entry or {}).get("error") or "not priced"
+                unknown.append({"sample_id": sample["sample_id"], "run_id": part["run_id"], "reason": reason})
+            if usd is not None:
+                samples_usd += usd
+                failed_usd += usd if part.get("status") != "COMPLETED" else 0.0
+        priced = [p["cost_usd"] for p in parts if p.get("cost_usd") is not None]
+        sample["cost_usd"] = sum(priced) if known and priced else None
+    qc_usd = (qc_cost or {}).get("total_usd")
+    if qc_cost is not None and qc_usd is None:
+        unknown.append({"sample_id": None, "run_id": qc_cost.get("run_id"), "reason": qc_cost.get("error")})
+    ranked = sorted((s for s in samples if s.get("cost_usd") is not None), key=lambda s: -s["cost_usd"])
+    return {
+        **section,
+        "price_source": costs.get("price_source"),
+        # With unknown runs the totals are what is known: "at least".
+        "complete": not unknown,
+        "total_usd": samples_usd + (qc_usd or 0.0),
+        "samples_usd": samples_usd,
+        "qc_usd": qc_usd,
+        "failed_runs_usd": failed_usd,
+        "most_expensive": [{"sample_id": s["sample_id"], "cost_usd": s["cost_usd"]} for s in ranked[:MOST_EXPENSIVE]],
+        "unknown_runs": len(unknown),
+        "unknown": unknown[:UNKNOWN_LISTED],
+    }
+
+
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def _cost_lines(cost: dict[str, Any] | None) -> list[str]:
+    if not cost:
+        return []
+    if cost.get("error"):
+        return ["", f"Cost: {cost['error']}"]
+    at_least = "" if cost["complete"] else "at least "
+    lines = [
+        "",
+        f"Cost (estimate at list prices, USD; {cost['price_source']}):",
+        f"  total {at_least}{_usd(cost['total_usd'])} = samples {_usd(cost['samples_usd'])}"
+        f" + QC {_usd(cost['qc_usd'])}",
+        f"  spent on runs that did not complete: {_usd(cost['failed_runs_usd'])}",
+    ]
+    if cost["most_expensive"]:
+        ranked = ", ".join(f"{s['sample_id']} {_usd(s['cost_usd'])}" for s in cost["most_expensive"])
+        lines.append(f"  most expensive: {ranked}")
+    if cost["unknown_runs"]:
+        lines.append(f"  unknown for {cost['unknown_runs']} run(s):")
+        for item in cost["unknown"][:10]:
+            lines.append(f"    {item['sample_id'] or 'QC'} run {item['run_id']}: {item['reason']}")
+    return lines
 
 
 def _with_links(sample: dict[str, Any], region: str, partition: str) -> dict[str, Any]:
@@ -89,10 +177,11 @@ def _duration(seconds: float | None) -> str:
 
 
 def _stage_cell(stage: dict[str, Any]) -> str:
-    """One stage of a sample in the text report: name, status, run, duration."""
+    """One stage of a sample in the text report: name, status, run, duration, cost."""
     run = f" run {stage['run_id']}" if stage.get("run_id") else ""
     duration = f" {_duration(stage['duration_seconds'])}" if stage.get("duration_seconds") is not None else ""
-    return f"{stage['stage']} {stage['status']}{run}{duration}"
+    cost = f" ${stage['cost_usd']:,.2f}" if stage.get("cost_usd") is not None else ""
+    return f"{stage['stage']} {stage['status']}{run}{duration}{cost}"
 
 
 def render_text(report: dict[str, Any]) -> str:
@@ -118,14 +207,17 @@ def render_text(report: dict[str, Any]) -> str:
         "",
     ]
     width = max([len("sample"), *(len(s["sample_id"]) for s in samples)])
-    lines.append(f"{'sample':<{width}}  {'run id':<9}  {'status':<13}  {'duration':>8}  {'try':>3}  message")
+    lines.append(
+        f"{'sample':<{width}}  {'run id':<9}  {'status':<13}  {'duration':>8}  {'cost $':>8}  {'try':>3}  message"
+    )
     for s in samples:
         message = failure_detail(s.get("failure_reason"), s.get("message"))
         if s.get("stage") and s["status"] != "COMPLETED":
             message = f"stage {s['stage']}: {message}"
         lines.append(
             f"{s['sample_id']:<{width}}  {s.get('run_id') or '-':<9}  {s['status']:<13}  "
-            f"{_duration(s.get('duration_seconds')):>8}  {s.get('attempt') or '-':>3}  {message[:100]}"
+            f"{_duration(s.get('duration_seconds')):>8}  {_usd(s.get('cost_usd')):>8}  "
+            f"{s.get('attempt') or '-':>3}  {message[:100]}"
         )
     if report.get("stage_counts"):
         lines += ["", "Stages:"]
@@ -138,6 +230,7 @@ def render_text(report: dict[str, Any]) -> str:
     lines += ["", f"QC: {qc['status']}" + (f" (run {qc['run_id']})" if qc.get("run_id") else "")]
     if qc.get("message"):
         lines.append(f"    {qc['message']}")
+    lines += _cost_lines(report.get("cost"))
     failed_links = [s for s in samples if s["status"] != "COMPLETED" and s.get("links")]
     if failed_links or qc.get("links"):
         lines += ["", "Links:"]

@@ -7,6 +7,7 @@ SAMPLE_TASK = "sample"
 PIPELINE_GROUP = "sample"
 QC_GATE_TASK = "qc_gate"
 QC_TASK = "qc"
+COSTS_TASK = "costs"  # what each sample's runs cost, for the report (beside QC, after every sample)
 
 START_REQUESTS_XCOM = "start_requests"  # sample id -> StartRun request, for a sample task that starts a run
 FAILURE_XCOM = "failure"  # a sample task's failure (status, reason, message), for the QC gate and report

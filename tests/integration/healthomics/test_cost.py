@@ -11,27 +11,9 @@ from healthomics.hooks.omics import HealthOmicsHook
 from healthomics.hooks.pricing import HealthOmicsPricingHook
 from omics_emulator import EmulatorAdmin
 
-# The emulator's Region and account (moto's defaults) are the shipped table's.
-REGION = "us-east-1"
+from .helpers import REGION, expected_cost
+
 ONE_RUN = 60 + 300 + 3600 + 120  # the default profile's phases, emulated seconds
-
-
-def expected_cost(omics: Any, run_id: str) -> float:
-    """What the run cost, from the emulator's own records and the price table, written out again."""
-    table = shipped_table(REGION)
-    run = omics.get_run(id=run_id)
-    compute = 0.0
-    for page in omics.get_paginator("list_run_tasks").paginate(id=run_id):
-        for task in page["items"]:
-            if "startTime" in task and not task["cacheHit"]:
-                seconds = max(60.0, (task["stopTime"] - task["startTime"]).total_seconds())
-                compute += table.instances[task["instanceType"]] * seconds / 3600
-    hours = (run["stopTime"] - run["startTime"]).total_seconds() / 3600
-    if run["storageType"] == "DYNAMIC":
-        storage = run["storageCapacity"] * hours * table.dynamic_storage_gib_hour
-    else:
-        storage = -(-run["storageCapacity"] // 1200) * 1200 * hours * table.static_storage_gib_hour
-    return compute + storage
 
 
 @pytest.mark.parametrize("storage", ["STATIC", "DYNAMIC"])

@@ -106,7 +106,13 @@ PLAN = {
 }
 
 
-def report_of(outcomes: list[SampleOutcome], qc: dict[str, Any], **plan: Any) -> dict[str, Any]:
+def report_of(
+    outcomes: list[SampleOutcome],
+    qc: dict[str, Any],
+    costs: dict[str, Any] | None = None,
+    qc_cost: dict[str, Any] | None = None,
+    **plan: Any,
+) -> dict[str, Any]:
     return build_report(
         plan={**PLAN, **plan},
         dag_id="healthomics_flowcell",
@@ -115,6 +121,8 @@ def report_of(outcomes: list[SampleOutcome], qc: dict[str, Any], **plan: Any) ->
         qc=qc,
         region="eu-west-1",
         partition="aws",
+        costs=costs,
+        qc_cost=qc_cost,
     )
 
 
@@ -159,11 +167,52 @@ def test_the_text_lists_every_sample_with_what_went_wrong_and_links_only_the_fai
     [completed] = [line for line in lines if line.startswith("NA12878")]
     assert "2h30m" in completed and "COMPLETED" in completed
     [failed] = [line for line in lines if line.startswith("NA12891")]
-    assert failed.split()[1:4] == ["2222222", "FAILED", "-"] and failed.endswith("2  OUT_OF_MEMORY_ERROR: bwa")
+    assert failed.split()[1:5] == ["2222222", "FAILED", "-", "-"] and failed.endswith("2  OUT_OF_MEMORY_ERROR: bwa")
+    assert "Cost: cost unknown: the costs task did not run or failed (see its log)" in lines
     assert "  NA12891: console https://console.aws.amazon.com/omics/home?region=eu-west-1#/runs/2222222" in lines
     assert not any("runs/1111111" in line for line in lines)  # a completed run needs no look
     assert "QC: NOT_RUN" in lines and "    QC task upstream_failed" in lines
     assert lines[-1] == "Full report: s3://lab-out/_reports/FC1/manual__1/report.json"
+
+
+def test_the_report_prices_each_sample_the_qc_and_what_failed_runs_spent_on_nothing() -> None:
+    outcomes = [
+        outcome("S1", run_id="1111111"),
+        outcome("S2", run_id="1111112"),
+        outcome("S3", "FAILED", run_id="1111113"),
+        outcome("S4", "FAILED", run_id="1111114"),
+        outcome("S5", "NOT_SUBMITTED"),  # no run, nothing spent
+    ]
+    costs = {
+        "price_source": "shipped table (test, 2026-12-06)",
+        "runs": {
+            "1111111": {"total_usd": 4.0},
+            "1111112": {"total_usd": 6.5},
+            "1111113": {"total_usd": 1.25},
+            "1111114": {"total_usd": None, "error": "tasks or run could not be read: AccessDenied"},
+        },
+    }
+    report = report_of(
+        outcomes, {"status": "FAILED", "run_id": "3333333"}, costs, {"run_id": "3333333", "total_usd": 2.0}
+    )
+    cost = report["cost"]
+    assert cost["estimate"] is True and cost["currency"] == "USD"
+    assert (cost["samples_usd"], cost["qc_usd"], cost["total_usd"]) == (11.75, 2.0, 13.75)
+    assert cost["failed_runs_usd"] == 1.25
+    assert [s["sample_id"] for s in cost["most_expensive"]] == ["S2", "S1", "S3"]
+    assert cost["complete"] is False and cost["unknown_runs"] == 1
+    assert cost["unknown"] == [
+        {"sample_id": "S4", "run_id": "1111114", "reason": "tasks or run could not be read: AccessDenied"}
+    ]
+    assert [s["cost_usd"] for s in report["samples"]] == [4.0, 6.5, 1.25, None, None]
+    lines = render_text(report).splitlines()
+    assert "Cost (estimate at list prices, USD; shipped table (test, 2026-12-06)):" in lines
+    assert "  total at least 13.75 = samples 11.75 + QC 2.00" in lines
+    assert "  spent on runs that did not complete: 1.25" in lines
+    assert "  most expensive: S2 6.50, S1 4.00, S3 1.25" in lines
+    assert "    S4 run 1111114: tasks or run could not be read: AccessDenied" in lines
+    [s2] = [line for line in lines if line.startswith("S2 ")]
+    assert "    6.50" in s2
 
 
 def test_a_refused_manifest_reports_its_problems_and_that_nothing_started() -> None:

@@ -1,0 +1,95 @@
+"""The flowcell DAG's ``costs`` task: what each sample's runs cost, for the report.
+
+It runs once every sample task has finished, beside the QC gate and the QC run, so pricing a
+flowcell (a GetRun and a ListRunTasks per run) takes none of the time the flowcell takes to
+finish. It never fails a flowcell: each sample's status is already recorded by its own task; a
+run that cannot be priced (its tasks cannot be listed, an instance without a price) is reported
+as unknown with the reason, and what is not priced within ``COST_BUDGET_SECONDS`` is reported as
+not priced in time. The QC run is priced by the report itself (``run_cost_entry``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from healthomics.cost.prices import PriceError, PriceTable
+from healthomics.flowcell.outcomes import SampleOutcome
+from healthomics.flowcell.qc import plan_of, sample_outcomes
+from healthomics.hooks.omics import RUN_TERMINAL_STATES, HealthOmicsHook
+from healthomics.hooks.pricing import HealthOmicsPricingHook
+from healthomics.settings import AWS_CONN_ID
+from healthomics.utils.text import cut
+
+log = logging.getLogger(__name__)
+# ListRunTasks and GetRun share 10 TPS each with the polls: four threads stay well inside them.
+COST_THREADS = 4
+COST_BUDGET_SECONDS = 900.0
+
+
+def runs_of(outcomes: list[SampleOutcome]) -> dict[str, str]:
+    """Run id -> the sample it belongs to, every stage of a pipeline's sample included."""
+    runs: dict[str, str] = {}
+    for outcome in outcomes:
+        for part in outcome.stages or [outcome]:
+            if part.run_id:
+                runs[part.run_id] = outcome.sample_id
+    return runs
+
+
+def run_cost_entry(hook: HealthOmicsHook, run_id: str, prices: PriceTable) -> dict[str, Any]:
+    """One run's cost as the report keeps it, or ``{"error": why}``: never raises for AWS errors."""
+    try:
+        run = hook.get_run(run_id)
+        if run.get("status") not in RUN_TERMINAL_STATES:
+            return {"error": f"run still {run.get('status')}"}
+        cost = hook.run_cost(run, prices)
+    except (ClientError, BotoCoreError) as err:
+        return {"error": cut(f"tasks or run could not be read: {err}", 300)}
+    # The table and the estimate label are the flowcell's, said once in the report.
+    entry = {k: v for k, v in cost.to_dict().items() if k not in ("price_source", "estimate")}
+    entry["status"] = run.get("status")
+    if entry["total_usd"] is None:
+        entry["error"] = "not priced: " + "; ".join(cost.unpriced)
+    return entry
+
+
+def price_runs(hook: HealthOmicsHook, prices: PriceTable, run_ids: list[str], budget: float) -> dict[str, Any]:
+    """The cost entry of each run, four at a time, within ``budget`` seconds."""
+    deadline = time.monotonic() + budget
+
+    def one(run_id: str) -> dict[str, Any]:
+        if time.monotonic() > deadline:
+            return {"error": f"not priced within {budget:.0f} s"}
+        return run_cost_entry(hook, run_id, prices)
+
+    hook.conn  # noqa: B018 - made once, before the threads share it (boto3 clients are thread-safe)
+    with ThreadPoolExecutor(COST_THREADS) as pool:
+        return dict(zip(run_ids, pool.map(one, run_ids), strict=True))
+
+
+def flowcell_prices(hook: HealthOmicsHook) -> PriceTable:
+    """The prices of the Region the runs are in."""
+    return HealthOmicsPricingHook(aws_conn_id=AWS_CONN_ID).price_table(hook.conn_region_name)
+
+
+def costs(**context: Any) -> dict[str, Any]:
+    """Price every sample's runs: ``{"price_source", "runs": {run id: entry}}`` or ``{"error"}``."""
+    plan = plan_of(context)
+    if plan is None or plan["dry_run"]:
+        return {"error": "nothing ran"}
+    runs = runs_of(sample_outcomes(plan, context))
+    hook = HealthOmicsHook(aws_conn_id=AWS_CONN_ID)
+    try:
+        prices = flowcell_prices(hook)
+    except PriceError as err:
+        log.warning("No HealthOmics prices: %s", err)
+        return {"error": str(err)}
+    priced = price_runs(hook, prices, list(runs), COST_BUDGET_SECONDS)
+    unknown = sum(1 for entry in priced.values() if "error" in entry)
+    log.info("Priced %d runs of flowcell %s (%d unknown)", len(priced), plan["flowcell_id"], unknown)
+    return {"price_source": prices.source, "runs": priced}

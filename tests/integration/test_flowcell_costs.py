@@ -1,0 +1,68 @@
+"""What a flowcell cost, in its report and notification: priced from the emulator's task records."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from airflow.utils.state import DagRunState, TaskInstanceState
+
+from omics_emulator import EmulatorAdmin
+
+from .airflow_dags import run_dag
+from .flowcells import SAMPLES, conf, inbox, reference_manifest, sample_runs, upload
+from .healthomics.helpers import expected_cost
+
+
+def flowcell_report(s3: Any, lab: dict[str, Any]) -> dict[str, Any]:
+    listed = s3.list_objects_v2(Bucket=lab["bucket"], Prefix="outputs/_reports/FC-0001/")["Contents"]
+    key = next(o["Key"] for o in listed if o["Key"].endswith("report.json"))
+    return dict(json.loads(s3.get_object(Bucket=lab["bucket"], Key=key)["Body"].read()))
+
+
+def test_each_sample_and_the_flowcell_cost_what_their_runs_tasks_and_storage_cost(
+    flowcell_dag: Any, lab: dict[str, Any], realtime: EmulatorAdmin, omics: Any, s3: Any
+) -> None:
+    realtime.add_fault(action="fail", match={"name": "NA12891$"}, failureReason="OUT_OF_MEMORY_ERROR")
+    uri = upload(s3, lab, reference_manifest(lab))
+    states = run_dag(flowcell_dag, run_conf=conf(lab, uri, qc_min_completed_fraction=0.75))
+    assert states["costs"].state == TaskInstanceState.SUCCESS
+
+    runs = {r["name"].removeprefix("FC-0001-"): r["id"] for r in sample_runs(omics)}
+    [qc] = [r for r in omics.list_runs()["items"] if r["name"] == "FC-0001-qc"]
+    cost = flowcell_report(s3, lab)["cost"]
+    samples = {s["sample_id"]: s for s in flowcell_report(s3, lab)["samples"]}
+    for sample in SAMPLES:
+        assert samples[sample]["cost_usd"] == pytest.approx(expected_cost(omics, runs[sample]))
+    assert cost["complete"] is True and cost["estimate"] is True
+    assert cost["qc_usd"] == pytest.approx(expected_cost(omics, qc["id"]))
+    assert cost["total_usd"] == pytest.approx(sum(expected_cost(omics, r) for r in [*runs.values(), qc["id"]]))
+    # The failed sample's run stopped halfway: money spent on nothing, and said so.
+    assert cost["failed_runs_usd"] == pytest.approx(expected_cost(omics, runs["NA12891"]))
+    assert cost["failed_runs_usd"] > 0
+    assert "the Price List API failed" in cost["price_source"]  # none on the local stack: the shipped table
+    assert len(cost["most_expensive"]) == len(SAMPLES)
+
+    [message] = inbox(lab)
+    assert "Cost (estimate at list prices, USD; shipped table (" in message
+    assert f"  total {cost['total_usd']:,.2f} = samples" in message
+
+
+def test_a_run_whose_tasks_cannot_be_listed_keeps_its_status_and_its_cost_is_unknown(
+    flowcell_dag: Any, lab: dict[str, Any], realtime: EmulatorAdmin, omics: Any, s3: Any
+) -> None:
+    realtime.add_fault(action="error", operations=["ListRunTasks"], code="AccessDeniedException", times=1)
+    uri = upload(s3, lab, reference_manifest(lab))
+    states = run_dag(flowcell_dag, run_conf=conf(lab, uri))
+    assert states["dag_run"] == DagRunState.SUCCESS  # cost never decides the flowcell
+
+    report = flowcell_report(s3, lab)
+    assert report["status"] == "SUCCESS" and {s["status"] for s in report["samples"]} == {"COMPLETED"}
+    cost = report["cost"]
+    assert cost["complete"] is False and cost["unknown_runs"] == 1
+    [unknown] = cost["unknown"]
+    assert "AccessDeniedException" in unknown["reason"]
+    assert [s["cost_usd"] for s in report["samples"]].count(None) == 1
+    [message] = inbox(lab)
+    assert "  total at least " in message and "  unknown for 1 run(s):" in message
