@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from airflow.utils.state import DagRunState, TaskInstanceState
@@ -47,6 +48,21 @@ def test_each_sample_and_the_flowcell_cost_what_their_runs_tasks_and_storage_cos
     [message] = inbox(lab)
     assert "Cost (estimate at list prices, USD; shipped table (" in message
     assert f"  total {cost['total_usd']:,.2f} = samples" in message
+
+    # One page to open: the report with the timeline of every run in it, and the picture beside it.
+    folder = flowcell_report(s3, lab)["report_uri"].removesuffix("report.json")
+    bucket, prefix = folder[5:].split("/", 1)
+    page = s3.get_object(Bucket=bucket, Key=prefix + "report.html")["Body"].read().decode()
+    assert page.startswith("<!doctype html>") and 'src="data:image/png;base64,' in page
+    picture = s3.get_object(Bucket=bucket, Key=prefix + "timeline.png")["Body"].read()
+    assert picture.startswith(b"\x89PNG")
+    links = [
+        line.split(": ", 1)[1].strip() for line in message.splitlines() if line.startswith(("Report page", "Timeline"))
+    ]
+    assert [unquote(link.rsplit("prefix=", 1)[1]) for link in links] == [
+        prefix + "report.html",
+        prefix + "timeline.png",
+    ]
 
 
 def test_a_run_whose_tasks_cannot_be_listed_keeps_its_status_and_its_cost_is_unknown(

@@ -15,7 +15,9 @@ from healthomics.flowcell.costs import flowcell_prices, run_cost_entry
 from healthomics.flowcell.qc import plan_of, qc_outcome, sample_outcomes
 from healthomics.flowcell.report import build_report, invalid_manifest_report, render_text
 from healthomics.flowcell.task_ids import COSTS_TASK, LOAD_TASK, PROBLEMS_XCOM
+from healthomics.flowcell.timeline import render_html, render_png
 from healthomics.hooks.omics import HealthOmicsHook
+from healthomics.links.omics import s3_object_link
 from healthomics.manifest import declared_flowcell_id
 from healthomics.manifest.parse import FLOWCELL_ID, SNS_TOPIC_ARN
 from healthomics.settings import AWS_CONN_ID, VAR_SNS_TOPIC, allowed_output_prefixes
@@ -28,6 +30,8 @@ log = logging.getLogger(__name__)
 SNS_SUBJECT_MAX = 100
 # SNS takes 256 KiB a message, attributes and subject included; the full report is in S3.
 SNS_MESSAGE_MAX_BYTES = 256 * 1024 - 4096
+REPORT_PAGE = "report.html"
+TIMELINE_PICTURE = "timeline.png"
 
 
 def _fits(text: str) -> bool:
@@ -70,8 +74,10 @@ def publish_report(
     sns_topic_arn: str | None,
     aws_conn_id: str | None,
     region_name: str | None = None,
+    timeline_png: bytes | None = None,
 ) -> dict[str, Any]:
-    """Write ``report.json`` and ``report.txt`` under ``report_uri``; publish the text to SNS once.
+    """Write ``report.json``, ``report.txt`` and ``report.html`` (with ``timeline.png`` when there is
+    one) under ``report_uri``; publish the text to SNS once.
 
     Returns where things went. The S3 write comes first: it is the record of truth; an SNS
     failure is raised after it (so the task fails and can be retried without losing the report).
@@ -88,6 +94,13 @@ def publish_report(
     s3.load_string(json.dumps(report, indent=2), key=report_json.key, bucket_name=base.bucket, replace=True)
     s3.load_string(text, key=report_text.key, bucket_name=base.bucket, replace=True)
     delivered: dict[str, Any] = {"report_json": report_json.uri, "report_text": report_text.uri}
+    page = base.join(REPORT_PAGE)
+    s3.load_string(render_html(report, text, timeline_png), key=page.key, bucket_name=base.bucket, replace=True)
+    delivered["report_page"] = page.uri
+    if timeline_png:
+        picture = base.join(TIMELINE_PICTURE)
+        s3.load_bytes(timeline_png, key=picture.key, bucket_name=base.bucket, replace=True)
+        delivered["timeline"] = picture.uri
     if not sns_topic_arn:
         return delivered
     said = fingerprint({k: v for k, v in report.items() if k not in ("generated_at", "report_uri")})[:16]
@@ -110,6 +123,15 @@ def publish_report(
     )
     log.info("Published the report of flowcell %s to %s", report["flowcell_id"], sns_topic_arn)
     return delivered
+
+
+def _file_links(report_uri: str, timeline: bool, region: str, partition: str) -> dict[str, str]:
+    """The S3 console pages of the report page and the timeline picture, for the notification."""
+    base = parse_s3_uri(report_uri, need_key=True)
+    links = {"page": s3_object_link(region, partition, base.join(REPORT_PAGE).uri)}
+    if timeline:
+        links["timeline"] = s3_object_link(region, partition, base.join(TIMELINE_PICTURE).uri)
+    return links
 
 
 def _qc_cost(hook: HealthOmicsHook, qc: dict[str, Any]) -> dict[str, Any] | None:
@@ -154,11 +176,15 @@ def notify(**context: Any) -> dict[str, Any]:
         costs=dict(costs) if costs else None,
         qc_cost=_qc_cost(hook, qc) if costs and "error" not in costs else None,
     )
+    report_uri = _report_uri(plan, context)
+    png = None if plan["dry_run"] else render_png(report)
+    report["files"] = _file_links(report_uri, png is not None, hook.conn_region_name, hook.conn_partition)
     delivered = publish_report(
         report,
-        report_uri=_report_uri(plan, context),
+        report_uri=report_uri,
         sns_topic_arn=plan["manifest"]["notification"].get("sns_topic_arn"),
         aws_conn_id=AWS_CONN_ID,
+        timeline_png=png,
     )
     log.info("Flowcell report:\n%s", render_text({**report, "report_uri": delivered["report_json"]}))
     return {"status": report["status"], **delivered}

@@ -23,6 +23,7 @@ class SampleOutcome:
     attempt: int | None = None
     failure_reason: str | None = None
     message: str | None = None
+    creation_time: str | None = None  # when it was submitted: queued until start_time
     start_time: str | None = None
     stop_time: str | None = None
     # In a pipeline: the stage the sample stopped at (or its last), and each stage's own outcome.
@@ -69,6 +70,7 @@ def collect_outcomes(
                     uuid=result.get("uuid"),
                     run_output_uri=result.get("runOutputUri"),
                     attempt=result.get("attempt"),
+                    creation_time=result.get("creationTime"),
                     start_time=result.get("startTime"),
                     stop_time=result.get("stopTime"),
                 )
@@ -82,6 +84,7 @@ def collect_outcomes(
                     attempt=failure.get("attempt"),
                     failure_reason=failure.get("failureReason"),
                     message=failure.get("statusMessage"),
+                    creation_time=failure.get("creationTime"),
                     start_time=failure.get("startTime"),
                     stop_time=failure.get("stopTime"),
                 )

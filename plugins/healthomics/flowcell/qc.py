@@ -150,11 +150,18 @@ def qc_outcome(plan: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
             "run_id": run.get("id"),
             "run_output_uri": run.get("runOutputUri"),
             "message": policy,
+            **_times(run),
         }
     if status == "failed":
         detail = failure_detail(run.get("failureReason"), run.get("message") or run.get("statusMessage"))
-        return {"status": "FAILED", "run_id": run.get("id"), "message": detail or "the QC run failed"}
+        return {"status": "FAILED", "run_id": run.get("id"), "message": detail or "the QC run failed", **_times(run)}
     return {"status": "NOT_RUN", "message": f"QC task {status or 'not started'}"}
+
+
+def _times(run: dict[str, Any]) -> dict[str, Any]:
+    """A run's submit, start and stop times (ISO), for the report's timeline."""
+    names = {"creationTime": "creation_time", "startTime": "start_time", "stopTime": "stop_time"}
+    return {name: run[key] for key, name in names.items() if run.get(key)}
 
 
 def flowcell_outcome(**context: Any) -> str:

@@ -239,6 +239,10 @@ def render_text(report: dict[str, Any]) -> str:
             lines.append(f"  {' ' * len(s['sample_id'])}  logs    {s['links']['logs']}")
         for name, url in qc.get("links", {}).items():
             lines.append(f"  QC {name}: {url}")
+    files = report.get("files") or {}
+    if files:
+        lines += ["", f"Report page: {files['page']}"]
+        lines.append(f"Timeline:    {files.get('timeline') or 'no picture (matplotlib is not installed)'}")
     if report.get("report_uri"):
         lines += ["", f"Full report: {report['report_uri']}"]
     return "\n".join(lines) + "\n"

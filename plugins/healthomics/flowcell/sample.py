@@ -260,7 +260,8 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
             "failureReason": run.get("failureReason"),
             "statusMessage": run.get("statusMessage") or message,  # the service's own words first
             "attempt": run.get("attempt"),
-            "startTime": run.get("startTime"),  # what the failed run took, for the report
+            "creationTime": run.get("creationTime"),  # what the failed run took, for the report
+            "startTime": run.get("startTime"),
             "stopTime": run.get("stopTime"),
         }
         context["ti"].xcom_push(key=FAILURE_XCOM, value=failure)

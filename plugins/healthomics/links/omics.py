@@ -105,3 +105,11 @@ def run_links(region: str, partition: str, run_id: str | None, run_output_uri: s
     if outputs:
         links["outputs"] = outputs
     return links
+
+
+def s3_object_link(region: str, partition: str, uri: str) -> str:
+    """An S3 object's page in the S3 console (where it can be opened or downloaded)."""
+    location = parse_s3_uri(uri, need_key=True)
+    domain = BaseAwsLink.get_aws_domain(partition) or "aws.amazon.com"
+    prefix = quote(location.key, safe="/")
+    return f"https://s3.console.{domain}/s3/object/{location.bucket}?region={region}&prefix={prefix}"
