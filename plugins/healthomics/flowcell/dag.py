@@ -15,7 +15,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from airflow.sdk import XComArg, task
+from airflow.sdk import AssetAlias, XComArg, task
 
 from healthomics import settings
 from healthomics.flowcell import costs, delivery, load, qc, task_ids
@@ -98,9 +98,13 @@ def flowcell_tasks(per_sample: Callable[[XComArg], Any], *, stage_slots: int | N
     priced = task(
         task_id=task_ids.COSTS_TASK, trigger_rule="all_done", retries=1, retry_delay=dt.timedelta(seconds=30)
     )(costs.costs)()
-    report = task(task_id="notify", trigger_rule="all_done", retries=3, retry_delay=dt.timedelta(seconds=30))(
-        delivery.notify
-    )()
+    report = task(
+        task_id=task_ids.NOTIFY_TASK,
+        trigger_rule="all_done",
+        retries=3,
+        retry_delay=dt.timedelta(seconds=30),
+        outlets=[AssetAlias(task_ids.OUTPUTS_ASSET_ALIAS)],
+    )(delivery.notify)()
     verdict = task(task_id="flowcell_outcome", trigger_rule="all_done")(qc.flowcell_outcome)()
 
     go >> [submit, entries]  # a dry run stops here

@@ -8,13 +8,13 @@ from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.hooks.sns import SnsHook
-from airflow.sdk import Variable
+from airflow.sdk import Asset, AssetAlias, Variable
 
 from healthomics.cost.prices import PriceError
 from healthomics.flowcell.costs import flowcell_prices, run_cost_entry
 from healthomics.flowcell.qc import plan_of, qc_outcome, sample_outcomes
 from healthomics.flowcell.report import build_report, invalid_manifest_report, render_text
-from healthomics.flowcell.task_ids import COSTS_TASK, LOAD_TASK, PROBLEMS_XCOM
+from healthomics.flowcell.task_ids import COSTS_TASK, LOAD_TASK, OUTPUTS_ASSET_ALIAS, PROBLEMS_XCOM
 from healthomics.flowcell.timeline import render_html, render_png
 from healthomics.hooks.omics import HealthOmicsHook
 from healthomics.links.omics import s3_object_link
@@ -187,7 +187,27 @@ def notify(**context: Any) -> dict[str, Any]:
         timeline_png=png,
     )
     log.info("Flowcell report:\n%s", render_text({**report, "report_uri": delivered["report_json"]}))
+    if not plan["dry_run"]:
+        emit_output_assets(context, plan, report["status"], delivered["report_json"])
     return {"status": report["status"], **delivered}
+
+
+def emit_output_assets(context: dict[str, Any], plan: dict[str, Any], status: str, report_uri: str) -> None:
+    """An asset event per output location of the flowcell, through the outputs asset alias: a DAG
+    scheduled on the alias runs after every flowcell, and reads which one and how it went from
+    the event's extra."""
+    extra = {
+        "flowcell_id": plan["flowcell_id"],
+        "status": status,
+        "report_uri": report_uri,
+        "dag_id": context["ti"].dag_id,
+        "dag_run_id": context["ti"].run_id,
+    }
+    # Airflow keeps an s3 asset URI without its trailing slash.
+    outputs = sorted({str(s["output_uri"]).rstrip("/") for s in plan["manifest"]["samples"]})
+    for uri in outputs:
+        context["outlet_events"][AssetAlias(OUTPUTS_ASSET_ALIAS)].add(Asset(uri=uri), extra=extra)
+    log.info("Asset events for %s through %s: %s", plan["flowcell_id"], OUTPUTS_ASSET_ALIAS, ", ".join(outputs))
 
 
 def _invalid_report_base(params: dict[str, Any], problems: list[str]) -> str | None:

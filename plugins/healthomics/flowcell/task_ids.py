@@ -7,6 +7,10 @@ SAMPLE_TASK = "sample"
 PIPELINE_GROUP = "sample"
 QC_GATE_TASK = "qc_gate"
 QC_TASK = "qc"
+NOTIFY_TASK = "notify"
+# The asset alias a flowcell's notification adds an event to per output location (flowcell id,
+# status and report in its extra): schedule a DAG on it to run after every flowcell.
+OUTPUTS_ASSET_ALIAS = "healthomics_flowcell_outputs"
 COSTS_TASK = "costs"  # what each sample's runs cost, for the report (beside QC, after every sample)
 
 START_REQUESTS_XCOM = "start_requests"  # sample id -> StartRun request, for a sample task that starts a run
