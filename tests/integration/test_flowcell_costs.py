@@ -16,8 +16,8 @@ from .flowcells import SAMPLES, conf, inbox, reference_manifest, sample_runs, up
 from .healthomics.helpers import expected_cost
 
 
-def flowcell_report(s3: Any, lab: dict[str, Any]) -> dict[str, Any]:
-    listed = s3.list_objects_v2(Bucket=lab["bucket"], Prefix="outputs/_reports/FC-0001/")["Contents"]
+def flowcell_report(s3: Any, lab: dict[str, Any], flowcell_id: str = "FC-0001") -> dict[str, Any]:
+    listed = s3.list_objects_v2(Bucket=lab["bucket"], Prefix=f"outputs/_reports/{flowcell_id}/")["Contents"]
     key = next(o["Key"] for o in listed if o["Key"].endswith("report.json"))
     return dict(json.loads(s3.get_object(Bucket=lab["bucket"], Key=key)["Body"].read()))
 
@@ -82,3 +82,32 @@ def test_a_run_whose_tasks_cannot_be_listed_keeps_its_status_and_its_cost_is_unk
     assert [s["cost_usd"] for s in report["samples"]].count(None) == 1
     [message] = inbox(lab)
     assert "  total at least " in message and "  unknown for 1 run(s):" in message
+
+
+def test_a_dry_run_estimates_the_flowcell_from_earlier_runs_of_the_same_workflows(
+    flowcell_dag: Any, lab: dict[str, Any], realtime: EmulatorAdmin, omics: Any, s3: Any
+) -> None:
+    first = upload(s3, lab, reference_manifest(lab))
+    none_known = run_dag(flowcell_dag, run_conf=conf(lab, first, dry_run=True))
+    assert none_known["dag_run"] == DagRunState.SUCCESS
+    [message] = inbox(lab)
+    assert "Estimate for 4 samples, USD at list prices: none known (no earlier run of samples, qc)" in message
+
+    # (dry_run=False said: dag.test() keeps the last run's Params as the next one's defaults)
+    assert run_dag(flowcell_dag, run_conf=conf(lab, first, dry_run=False))["dag_run"] == DagRunState.SUCCESS
+    earlier = sorted(expected_cost(omics, r["id"]) for r in sample_runs(omics))
+    [qc] = [r for r in omics.list_runs()["items"] if r["name"] == "FC-0001-qc"]
+
+    # The next flowcell, dry: four samples of the same workflow, priced from the four runs above.
+    estimated = run_dag(flowcell_dag, run_conf=conf(lab, first, dry_run=True, flowcell_id="FC-0002"))
+    assert estimated["dag_run"] == DagRunState.SUCCESS
+    report = flowcell_report(s3, lab, "FC-0002")
+    estimate = report["estimate"]
+    samples, qc_entry = estimate["workflows"]
+    assert samples["earlier_runs"] == 4 and samples["runs"] == 4
+    assert earlier[0] <= samples["p10_usd"] <= samples["p50_usd"] <= samples["p90_usd"] <= earlier[-1]
+    assert qc_entry["p50_usd"] == pytest.approx(expected_cost(omics, qc["id"]))
+    band = estimate["flowcell"]
+    assert band["p50_usd"] == pytest.approx(4 * samples["p50_usd"] + qc_entry["p50_usd"])
+    [message] = [m for m in inbox(lab) if m.startswith("Flowcell FC-0002")]
+    assert f"Estimate for 4 samples, USD at list prices: {band['p10_usd']:,.2f} to {band['p90_usd']:,.2f}" in message

@@ -126,3 +126,18 @@ def run_cost(run: dict[str, Any], tasks: list[dict[str, Any]], prices: PriceTabl
     else:
         cost.storage_usd = cost.billed_storage_gib * hours * per_gib_hour
     return cost
+
+
+def cost_band(per_run: list[float]) -> dict[str, float | int] | None:
+    """The 10th, 50th and 90th percentiles of earlier runs' costs (None without any)."""
+    if not per_run:
+        return None
+    ordered = sorted(per_run)
+
+    def at(fraction: float) -> float:
+        position = fraction * (len(ordered) - 1)
+        low = math.floor(position)
+        high = min(low + 1, len(ordered) - 1)
+        return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+    return {"runs": len(ordered), "p10_usd": at(0.1), "p50_usd": at(0.5), "p90_usd": at(0.9)}

@@ -17,11 +17,14 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from healthomics.cost.estimate import cost_band
 from healthomics.cost.prices import PriceError, PriceTable
 from healthomics.flowcell.outcomes import SampleOutcome
+from healthomics.flowcell.plan import TAG_FLOWCELL
 from healthomics.flowcell.qc import plan_of, sample_outcomes
 from healthomics.hooks.omics import RUN_TERMINAL_STATES, HealthOmicsHook
 from healthomics.hooks.pricing import HealthOmicsPricingHook
+from healthomics.manifest import FlowcellManifest
 from healthomics.settings import AWS_CONN_ID
 from healthomics.utils.text import cut
 
@@ -93,3 +96,75 @@ def costs(**context: Any) -> dict[str, Any]:
     unknown = sum(1 for entry in priced.values() if "error" in entry)
     log.info("Priced %d runs of flowcell %s (%d unknown)", len(priced), plan["flowcell_id"], unknown)
     return {"price_source": prices.source, "runs": priced}
+
+
+# A pre-run estimate looks at this many earlier runs of a workflow at most, among the account's
+# newest COMPLETED runs (ListRuns pages of 100).
+PRIOR_RUNS = 20
+PRIOR_RUNS_SCANNED = 2000
+
+
+def prior_run_costs(hook: HealthOmicsHook, prices: PriceTable, workflow_id: str, version: str | None) -> list[float]:
+    """What up to PRIOR_RUNS earlier COMPLETED runs of ``workflow_id`` (at ``version``) that this
+    package started for a flowcell (their ``flowcell`` tag) cost, newest first."""
+    found: list[float] = []
+    for scanned, item in enumerate(hook.iter_runs(status="COMPLETED")):
+        if scanned >= PRIOR_RUNS_SCANNED or len(found) >= PRIOR_RUNS:
+            break
+        if item.get("workflowId") != workflow_id or (version and item.get("workflowVersionName") != version):
+            continue
+        run = hook.get_run(str(item["id"]))  # its tags: a flowcell's run, started by this package
+        if TAG_FLOWCELL not in (run.get("tags") or {}):
+            continue
+        total = hook.run_cost(run, prices).total_usd
+        if total is not None:
+            found.append(total)
+    return found
+
+
+def pre_run_estimate(hook: HealthOmicsHook, manifest: FlowcellManifest) -> dict[str, Any]:
+    """An estimate band for the flowcell from earlier runs of the same workflows and versions: per
+    workflow (each stage's, the samples', the QC's) the 10th-90th percentile of what a run cost,
+    times the samples that run it. Says which workflows have no earlier run (then no band)."""
+    try:
+        prices = flowcell_prices(hook)
+    except PriceError as err:
+        return {"estimate": True, "error": str(err)}
+    per_sample: list[tuple[str, str, str | None, int]] = []  # (label, workflow, version, runs of it)
+    if manifest.stages:
+        for stage in manifest.stages:
+            per_sample.append((stage.name, stage.workflow_id, stage.workflow_version_name, len(manifest.samples)))
+    else:
+        counts: dict[str, int] = {}
+        for sample in manifest.samples:
+            counts[sample.workflow_id] = counts.get(sample.workflow_id, 0) + 1
+        version = manifest.defaults.workflow_version_name
+        per_sample += [("samples", workflow, version, n) for workflow, n in sorted(counts.items())]
+    if manifest.qc is not None:
+        per_sample.append(("qc", manifest.qc.workflow_id, None, 1))
+    workflows, unknown = [], []
+    totals = {"p10_usd": 0.0, "p50_usd": 0.0, "p90_usd": 0.0}
+    try:
+        for label, workflow_id, version, runs in per_sample:
+            band = cost_band(prior_run_costs(hook, prices, workflow_id, version))
+            entry: dict[str, Any] = {"label": label, "workflow_id": workflow_id, "version": version, "runs": runs}
+            if band is None:
+                unknown.append(label)
+            else:
+                entry["earlier_runs"] = band["runs"]
+                for key in totals:
+                    entry[key] = band[key]
+                    totals[key] += float(band[key]) * runs
+            workflows.append(entry)
+    except (ClientError, BotoCoreError) as err:
+        return {"estimate": True, "error": cut(f"earlier runs could not be read: {err}", 300)}
+    return {
+        "estimate": True,
+        "currency": "USD",
+        "price_source": prices.source,
+        "samples": len(manifest.samples),
+        "workflows": workflows,
+        # No band where a workflow has no earlier run: a partial sum would look like an answer.
+        "flowcell": None if unknown else totals,
+        "unknown": unknown,
+    }

@@ -11,14 +11,14 @@ from airflow.providers.amazon.aws.hooks.sns import SnsHook
 from airflow.sdk import Asset, AssetAlias, Variable
 
 from healthomics.cost.prices import PriceError
-from healthomics.flowcell.costs import flowcell_prices, run_cost_entry
+from healthomics.flowcell.costs import flowcell_prices, pre_run_estimate, run_cost_entry
 from healthomics.flowcell.qc import plan_of, qc_outcome, sample_outcomes
 from healthomics.flowcell.report import build_report, invalid_manifest_report, render_text
 from healthomics.flowcell.task_ids import COSTS_TASK, LOAD_TASK, OUTPUTS_ASSET_ALIAS, PROBLEMS_XCOM
 from healthomics.flowcell.timeline import render_html, render_png
 from healthomics.hooks.omics import HealthOmicsHook
 from healthomics.links.omics import s3_object_link
-from healthomics.manifest import declared_flowcell_id
+from healthomics.manifest import FlowcellManifest, declared_flowcell_id
 from healthomics.manifest.parse import FLOWCELL_ID, SNS_TOPIC_ARN
 from healthomics.settings import AWS_CONN_ID, VAR_SNS_TOPIC, allowed_output_prefixes
 from healthomics.utils.idempotency import fingerprint
@@ -176,6 +176,8 @@ def notify(**context: Any) -> dict[str, Any]:
         costs=dict(costs) if costs else None,
         qc_cost=_qc_cost(hook, qc) if costs and "error" not in costs else None,
     )
+    if plan["dry_run"]:  # what it would cost, from earlier runs of the same workflows
+        report["estimate"] = pre_run_estimate(hook, FlowcellManifest(**plan["manifest"]))
     report_uri = _report_uri(plan, context)
     png = None if plan["dry_run"] else render_png(report)
     report["files"] = _file_links(report_uri, png is not None, hook.conn_region_name, hook.conn_partition)

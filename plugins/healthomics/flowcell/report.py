@@ -120,6 +120,30 @@ def _usd(value: float | None) -> str:
     return "-" if value is None else f"{value:,.2f}"
 
 
+def _estimate_lines(estimate: dict[str, Any] | None) -> list[str]:
+    """A dry run's estimate band, per workflow and for the flowcell."""
+    if not estimate:
+        return []
+    if estimate.get("error"):
+        return ["", f"Estimate: unknown ({estimate['error']})"]
+    band = estimate.get("flowcell")
+    head = (
+        f"{_usd(band['p10_usd'])} to {_usd(band['p90_usd'])} (median {_usd(band['p50_usd'])})"
+        if band
+        else "none known (no earlier run of " + ", ".join(estimate["unknown"]) + ")"
+    )
+    lines = ["", f"Estimate for {estimate['samples']} samples, USD at list prices: {head}"]
+    for entry in estimate["workflows"]:
+        each = (
+            f"{_usd(entry['p10_usd'])}-{_usd(entry['p90_usd'])} a run from {entry['earlier_runs']} earlier runs"
+            if "p50_usd" in entry
+            else "no earlier COMPLETED run"
+        )
+        version = f" version {entry['version']}" if entry.get("version") else ""
+        lines.append(f"  {entry['label']}: workflow {entry['workflow_id']}{version} x {entry['runs']}: {each}")
+    return lines
+
+
 def _cost_lines(cost: dict[str, Any] | None) -> list[str]:
     if not cost:
         return []
@@ -231,6 +255,7 @@ def render_text(report: dict[str, Any]) -> str:
     if qc.get("message"):
         lines.append(f"    {qc['message']}")
     lines += _cost_lines(report.get("cost"))
+    lines += _estimate_lines(report.get("estimate"))
     failed_links = [s for s in samples if s["status"] != "COMPLETED" and s.get("links")]
     if failed_links or qc.get("links"):
         lines += ["", "Links:"]
