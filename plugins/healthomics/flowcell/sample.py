@@ -22,7 +22,7 @@ from healthomics.hooks.omics import (
     run_summary,
 )
 from healthomics.operators.run import HealthOmicsRunWaitOperator
-from healthomics.triggers.base import connection_kwargs
+from healthomics.triggers.base import connection_kwargs, may_end_from_trigger
 from healthomics.triggers.quota import HealthOmicsStartTurnTrigger
 from healthomics.utils.idempotency import Submission, SubmissionJournal, provenance_tags
 from healthomics.utils.text import cut
@@ -94,8 +94,8 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
 
     template_fields: Sequence[str] = aws_template_fields("sample", "wake_queue_url")
     template_fields_renderers = {"sample": "json"}
-    # A COMPLETED run ends the task in the triggerer; a failure comes back to be recorded.
-    end_from_trigger = True
+    # A failure comes back to a worker to be recorded; a COMPLETED run ends the task in the
+    # triggerer (unless listeners need it on a worker, see __init__).
     resume_on_failure = True
 
     def __init__(
@@ -118,6 +118,7 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
         self.cancel_on_kill = cancel_on_kill
         self.wake_queue_url = wake_queue_url
         self.start_requests_from = start_requests_from
+        self.end_from_trigger = may_end_from_trigger()
         self.run_id = None
 
     @property

@@ -19,12 +19,15 @@ from healthomics.links.omics import (
     HealthOmicsRunOutputLink,
     persist_run_links,
 )
-from healthomics.triggers.base import connection_kwargs, deadline_after
+from healthomics.triggers.base import connection_kwargs, deadline_after, may_end_from_trigger
 from healthomics.triggers.run import HealthOmicsRunTrigger, read_run_event
 from healthomics.utils.idempotency import SubmissionJournal, default_idempotency_key, provenance_tags
+from healthomics.utils.openlineage import run_lineage
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from healthomics.utils.openlineage import RunLineage
 
 # task_state_store key of the run operator's Submission record (see SubmissionJournal).
 STATE_KEY = "healthomics_run"
@@ -65,7 +68,8 @@ class HealthOmicsRunWaitOperator(AwsBaseOperator[HealthOmicsHook]):
     operator_extra_links = (HealthOmicsRunLink(), HealthOmicsRunLogsLink(), HealthOmicsRunOutputLink())
     ui_color = "#d5ecf6"
     # With end_from_trigger the trigger ends a COMPLETED task itself (no worker after the wait);
-    # resume_on_failure still hands failures back to run_failed() on a worker.
+    # resume_on_failure still hands failures back to run_failed() on a worker. Subclasses set it
+    # with may_end_from_trigger(): with listeners (OpenLineage) the task ends on a worker.
     end_from_trigger = False
     resume_on_failure = False
 
@@ -121,6 +125,7 @@ class HealthOmicsRunWaitOperator(AwsBaseOperator[HealthOmicsHook]):
     def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> dict[str, Any]:
         validated = read_run_event(event, self.hook, context)
         run = {**self.known_about_run(context), **dict(validated.get("run", {}))}
+        self.run_id = run.get("id", self.run_id)
         if validated.get("status") == "success":
             return run
         self.run_failed(context, run, validated.get("message"))
@@ -128,6 +133,23 @@ class HealthOmicsRunWaitOperator(AwsBaseOperator[HealthOmicsHook]):
     def known_about_run(self, context: Context) -> dict[str, Any]:
         """What the result carries besides the trigger's run summary."""
         return {}
+
+    def labels(self) -> dict[str, Any]:
+        """What names this task's run in its result, failure XCom and lineage (a sample, a stage)."""
+        return {}
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> RunLineage:
+        """The run's inputs (data URIs among its parameters), output location and facets."""
+        return self._run_lineage()
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> RunLineage:
+        return self._run_lineage()
+
+    def _run_lineage(self) -> RunLineage:
+        # GetRun holds the parameters (a batch's run was started without this task's request);
+        # one call per task, made only when the provider records lineage.
+        run = self.hook.get_run(self.run_id) if self.run_id else None
+        return run_lineage(run, self.labels())
 
     def run_failed(self, context: Context, run: dict[str, Any], message: str | None) -> NoReturn:
         """The run ended FAILED, CANCELLED or DELETED (or the wait timed out): fail the task."""
@@ -180,7 +202,8 @@ class HealthOmicsStartRunOperator(HealthOmicsRunWaitOperator):
     :param poll_interval: seconds between status checks.
     :param max_wait: how long to wait for the run (the service's own limit is 7 days).
     :param end_from_trigger: with ``deferrable``, let the trigger end the task (no worker needed
-        after the wait); the XCom result is the same.
+        after the wait); the XCom result is the same. Ignored while listener plugins (e.g.
+        OpenLineage) are registered: they hear only of tasks that end on a worker.
     :param cancel_on_kill: cancel the run when the task is killed.
     :param wake_queue_url: SQS queue of "Run Status Change" events; in deferrable mode an event
         about the run ends the wait for the next poll early (polling stays authoritative).
@@ -238,7 +261,7 @@ class HealthOmicsStartRunOperator(HealthOmicsRunWaitOperator):
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.max_wait = max_wait
-        self.end_from_trigger = end_from_trigger
+        self.end_from_trigger = end_from_trigger and may_end_from_trigger()
         self.cancel_on_kill = cancel_on_kill
         self.wake_queue_url = wake_queue_url
         self.run_id = None

@@ -13,7 +13,7 @@ from airflow.providers.common.compat.sdk import conf
 from healthomics.exceptions import HealthOmicsRunFailedError
 from healthomics.hooks.omics import RUN_FAILURE_STATES, RUN_SUCCESS_STATES, HealthOmicsHook, run_summary
 from healthomics.links.omics import HealthOmicsRunLink, HealthOmicsRunLogsLink, persist_run_links
-from healthomics.triggers.base import connection_kwargs, deadline_after
+from healthomics.triggers.base import connection_kwargs, deadline_after, may_end_from_trigger
 from healthomics.triggers.run import HealthOmicsRunTrigger, read_run_event
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class HealthOmicsRunSensor(AwsBaseSensor[HealthOmicsHook]):
         self.batch_id = batch_id
         self.deferrable = deferrable
         self.poll_interval = poll_interval
-        self.end_from_trigger = end_from_trigger
+        self.end_from_trigger = end_from_trigger and may_end_from_trigger()
         self.cancel_on_kill = cancel_on_kill
         self.wake_queue_url = wake_queue_url
 

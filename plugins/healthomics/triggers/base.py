@@ -25,6 +25,27 @@ _CANCELLATIONS: set[asyncio.Task[None]] = set()
 MAX_BACKOFF_INTERVALS = 16
 
 
+def may_end_from_trigger() -> bool:
+    """Whether a task may end in the triggerer (``end_from_trigger``). Not with listener plugins
+    (OpenLineage's among them) registered: Airflow then refuses to load a DAG with such a task, and
+    listeners never hear of a task that did not end on a worker. Asked when a task is built, on
+    the DAG processor and the worker alike."""
+    managers: list[Any] = []  # core's and the Task SDK's ListenerManager
+    try:
+        from airflow.listeners.listener import get_listener_manager
+
+        managers.append(get_listener_manager)
+    except ImportError:  # a worker with the Task SDK only
+        pass
+    try:
+        from airflow.sdk.listener import get_listener_manager as get_sdk_listener_manager
+
+        managers.append(get_sdk_listener_manager)
+    except ImportError:  # before Airflow 3.2 the Task SDK used core's listener manager
+        pass
+    return not any(manager().has_listeners for manager in managers)
+
+
 def deadline_after(max_wait: timedelta | None) -> float | None:
     """Wall-clock deadline (epoch seconds) for a wait of ``max_wait``."""
     return None if max_wait is None else time.time() + max_wait.total_seconds()

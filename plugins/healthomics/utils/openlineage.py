@@ -1,0 +1,108 @@
+"""OpenLineage for HealthOmics runs: what a run read and wrote, as ``apache-airflow-providers-openlineage``
+records it for the task that brought the run to its end.
+
+A run's inputs are the S3 (and HealthOmics storage) URIs among its parameters, at any depth: its
+FASTQs, references, an earlier stage's outputs. Its output is the location the run wrote, its
+``runOutputUri``. The run facet ``healthomics_run`` names the run, its workflow, sample, stage,
+attempt and how it ended; ``externalQuery`` carries the run id as the standard facet for a job's id
+in another system. Dataset names follow OpenLineage's naming: namespace ``s3://<bucket>``, name the
+key.
+
+The provider is optional: without it nothing here is used. Its listener hears only of tasks that end
+on a worker: while it is registered, the operators end completed runs there rather than in the
+triggerer (see :func:`healthomics.triggers.base.may_end_from_trigger`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+from healthomics.utils.idempotency import TAG_ATTEMPT
+
+try:
+    from airflow.providers.common.compat.openlineage.facet import Dataset, ExternalQueryRunFacet, RunFacet
+    from airflow.providers.openlineage.extractors import OperatorLineage
+    from attrs import define
+except ImportError:  # apache-airflow-providers-openlineage is not installed
+    HAS_OPENLINEAGE = False
+else:
+    HAS_OPENLINEAGE = True
+
+# URI schemes of data a run reads or writes: S3 objects and prefixes, HealthOmics sequence and
+# reference stores.
+DATA_SCHEMES = ("s3", "omics")
+EXTERNAL_QUERY_SOURCE = "aws-healthomics"
+
+
+def data_uris(value: Any) -> Iterator[str]:
+    """Every data URI in ``value`` (a run's parameters), at any depth, in document order."""
+    if isinstance(value, str):
+        if urlparse(value).scheme in DATA_SCHEMES and "://" in value:
+            yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from data_uris(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from data_uris(item)
+
+
+def dataset(uri: str) -> Dataset:
+    """The OpenLineage dataset of ``uri``: namespace ``<scheme>://<authority>``, name the path."""
+    parts = urlparse(uri)
+    return Dataset(namespace=f"{parts.scheme}://{parts.netloc}", name=parts.path.lstrip("/") or "/")
+
+
+if HAS_OPENLINEAGE:
+
+    @define
+    class HealthOmicsRunFacet(RunFacet):
+        """The HealthOmics run a task brought to its end (field names in OpenLineage's camelCase)."""
+
+        runId: str  # noqa: N815
+        status: str | None = None
+        arn: str | None = None
+        workflowId: str | None = None  # noqa: N815
+        workflowType: str | None = None  # noqa: N815
+        workflowVersionName: str | None = None  # noqa: N815
+        sampleId: str | None = None  # noqa: N815
+        stage: str | None = None
+        attempt: int | None = None
+        batchId: str | None = None  # noqa: N815
+        failureReason: str | None = None  # noqa: N815
+
+    # What the run operators return to the provider's extractor.
+    RunLineage = OperatorLineage[Dataset, RunFacet]
+
+
+def run_lineage(run: dict[str, Any] | None, labels: dict[str, Any]) -> RunLineage:
+    """The lineage of one run (a GetRun answer; ``None``: the task started none): inputs from its
+    parameters, its output location, and ``labels`` (``sample_id``, ``stage``) in its facet."""
+    if run is None:
+        return OperatorLineage()
+    inputs = list(dict.fromkeys(data_uris(run.get("parameters") or {})))
+    output = run.get("runOutputUri") or run.get("outputUri")
+    attempt = (run.get("tags") or {}).get(TAG_ATTEMPT)
+    facet = HealthOmicsRunFacet(
+        runId=str(run["id"]),
+        status=run.get("status"),
+        arn=run.get("arn"),
+        workflowId=run.get("workflowId"),
+        workflowType=run.get("workflowType"),
+        workflowVersionName=run.get("workflowVersionName"),
+        sampleId=labels.get("sample_id"),
+        stage=labels.get("stage"),
+        attempt=int(attempt) if attempt is not None else None,
+        batchId=run.get("batchId"),
+        failureReason=run.get("failureReason"),
+    )
+    return OperatorLineage(
+        inputs=[dataset(uri) for uri in inputs],
+        outputs=[dataset(output)] if output else [],
+        run_facets={
+            "healthomics_run": facet,
+            "externalQuery": ExternalQueryRunFacet(externalQueryId=str(run["id"]), source=EXTERNAL_QUERY_SOURCE),
+        },
+    )
