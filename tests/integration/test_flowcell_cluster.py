@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from devkit.waiting import wait_until
 from local_airflow.deployment import LocalAirflow
 from omics_emulator import EmulatorAdmin
 
@@ -86,3 +87,29 @@ def test_clearing_a_failed_sample_reruns_only_that_sample(
     assert airflow.wait_for_dag_run(DAG_ID, run_id)["state"] == "success"
     assert emulator.calls("StartRun") == before
     assert len(runs_of(omics, "NA12878")) == 1
+
+
+def test_a_finished_flowcell_triggers_the_dag_scheduled_on_its_outputs(
+    airflow: LocalAirflow, omics: Any, s3: Any, emulator: EmulatorAdmin
+) -> None:
+    emulator.configure(time_scale=3600, profiles={"default": {"jitter": 0.0}})
+    downstream = "healthomics_after_flowcell"
+    airflow.unpause(downstream)
+    uri = lab_flowcell(omics, s3, "FC-ASSET", SAMPLES[:2])
+    run_id = airflow.trigger(DAG_ID, conf={"manifest_uri": uri, "role_arn": ROLE_ARN})
+    assert airflow.wait_for_dag_run(DAG_ID, run_id)["state"] == "success"
+
+    # The asset event (through the alias) makes the scheduler start the downstream DAG; a run of it
+    # may also carry the events of this cluster's earlier flowcells.
+    def learned_of_this_flowcell() -> list[dict[str, Any]] | None:
+        for after in airflow.dag_runs(downstream):
+            if after["state"] == "success":
+                learned = airflow.xcom(downstream, after["dag_run_id"], "finished_flowcells")
+                mine = [x for x in learned if x["flowcell_id"] == "FC-ASSET"]
+                if mine:
+                    return mine
+        return None
+
+    mine = wait_until(learned_of_this_flowcell, timeout=240, interval=2, what="no downstream run with FC-ASSET")
+    assert [(x["status"], x["dag_run_id"]) for x in mine] == [("SUCCESS", run_id)]  # one event, this run's
+    assert mine[0]["uri"].startswith("s3://") and mine[0]["report_uri"].endswith("/report.json")
