@@ -191,7 +191,7 @@ def run_dag(env: dict[str, str], conf: dict[str, Any], log_path: Path) -> int:
         ).returncode
 
 
-def show_results(stack: LocalAWS, inbox: str) -> str:
+def show_results(stack: LocalAWS, inbox: str, workdir: Path) -> str:
     s3, sqs = stack.client("s3"), stack.client("sqs")
     reports = [
         o["Key"]
@@ -209,6 +209,16 @@ def show_results(stack: LocalAWS, inbox: str) -> str:
         f"{messages[0]['Body'].splitlines()[0] if messages else '-'}"
     )
     print(f"report: s3://{BUCKET}/{reports[-1]} (and report.json beside it)")
+    # The local stack goes away with the demo: keep the picture and the page to open afterwards.
+    for name in ("timeline.png", "report.html"):
+        key = reports[-1].removesuffix("report.txt") + name
+        try:
+            body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            print(f"{name}: not written (see the DAG log)")
+            continue
+        (workdir / name).write_bytes(body)
+        print(f"{name}: s3://{BUCKET}/{key}, copied to {workdir / name}")
     return str(text.splitlines()[0])
 
 
@@ -222,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"local stack: moto {stack.moto_url}, HealthOmics emulator {stack.omics_url}")
         setup = prepare_pipeline(stack)
         code = run_dag(airflow_env(stack, args.workdir / "airflow"), setup["conf"], args.workdir / "dag-test.log")
-        headline = show_results(stack, setup["inbox"])
+        headline = show_results(stack, setup["inbox"], args.workdir)
     print(
         f"\ndone in {time.monotonic() - started:.0f}s; DAG run exit code {code} "
         f"({'failed, as expected: one sample failed' if code else 'succeeded'})"

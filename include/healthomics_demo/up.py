@@ -63,17 +63,18 @@ class LocalUI:
 
 
 @contextlib.contextmanager
-def local_ui(workdir: Path, password: str, port: int = 0) -> Iterator[LocalUI]:
+def local_ui(workdir: Path, password: str, port: int = 0, time_scale: float = 3600) -> Iterator[LocalUI]:
     """Start the stack, the demo flowcell's data and a local Airflow with a login; stop them after.
 
     :param workdir: logs and Airflow's SQLite database (``stack/``, ``airflow/``).
     :param password: the password of the one user, ``admin``.
     :param port: the UI's port (0: a free one).
+    :param time_scale: emulated seconds per real second (3600: a run hour passes in a second).
     """
     # ExitStack rather than nested ``with``: a start interrupted half-way (Ctrl-C while Airflow
     # migrates its database) still stops whatever had started.
     with contextlib.ExitStack() as running:
-        stack = LocalAWS(workdir=workdir / "stack", time_scale=3600)
+        stack = LocalAWS(workdir=workdir / "stack", time_scale=time_scale)
         running.callback(stack.stop)
         stack.start()
         setup = prepare(stack)

@@ -15,6 +15,7 @@ __all__ = [
     "STAGES",
     "conf",
     "dag_runs",
+    "flowcell_report",
     "inbox",
     "lab_flowcell",
     "outputs_json",
@@ -52,6 +53,15 @@ def conf(lab: dict[str, Any], manifest_uri: str, **extra: Any) -> dict[str, Any]
 def inbox(lab: dict[str, Any]) -> list[str]:
     messages = lab["sqs"].receive_message(QueueUrl=lab["inbox"], MaxNumberOfMessages=10).get("Messages", [])
     return [m["Body"] for m in messages]
+
+
+def flowcell_report(
+    s3: Any, lab: dict[str, Any], flowcell_id: str = "FC-0001", outputs: str = "outputs/"
+) -> dict[str, Any]:
+    """The report.json of ``flowcell_id`` in the lab's bucket, under ``outputs`` (the manifest's output prefix)."""
+    listed = s3.list_objects_v2(Bucket=lab["bucket"], Prefix=f"{outputs}_reports/{flowcell_id}/")["Contents"]
+    key = next(o["Key"] for o in listed if o["Key"].endswith("report.json"))
+    return dict(json.loads(s3.get_object(Bucket=lab["bucket"], Key=key)["Body"].read()))
 
 
 def sample_runs(omics: Any) -> list[dict[str, Any]]:

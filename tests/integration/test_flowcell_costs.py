@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import unquote
 
@@ -12,14 +11,8 @@ from airflow.utils.state import DagRunState, TaskInstanceState
 from omics_emulator import EmulatorAdmin
 
 from .airflow_dags import run_dag
-from .flowcells import SAMPLES, conf, inbox, reference_manifest, sample_runs, upload
+from .flowcells import SAMPLES, conf, flowcell_report, inbox, reference_manifest, sample_runs, upload
 from .healthomics.helpers import expected_cost
-
-
-def flowcell_report(s3: Any, lab: dict[str, Any], flowcell_id: str = "FC-0001") -> dict[str, Any]:
-    listed = s3.list_objects_v2(Bucket=lab["bucket"], Prefix=f"outputs/_reports/{flowcell_id}/")["Contents"]
-    key = next(o["Key"] for o in listed if o["Key"].endswith("report.json"))
-    return dict(json.loads(s3.get_object(Bucket=lab["bucket"], Key=key)["Body"].read()))
 
 
 def test_each_sample_and_the_flowcell_cost_what_their_runs_tasks_and_storage_cost(

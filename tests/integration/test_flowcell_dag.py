@@ -11,7 +11,7 @@ from airflow.utils.state import DagRunState, TaskInstanceState
 from omics_emulator import EmulatorAdmin
 
 from .airflow_dags import run_dag
-from .flowcells import SAMPLES, conf, inbox, reference_manifest, sample_runs, upload
+from .flowcells import SAMPLES, conf, flowcell_report, inbox, reference_manifest, sample_runs, upload
 
 
 def test_all_samples_complete_then_qc_then_a_success_notification(
@@ -35,12 +35,7 @@ def test_all_samples_complete_then_qc_then_a_success_notification(
     [message] = inbox(lab)
     assert message.startswith("Flowcell FC-0001: SUCCESS")
     assert "4 COMPLETED" in message and "QC: COMPLETED" in message
-    report_key = next(
-        o["Key"]
-        for o in s3.list_objects_v2(Bucket=lab["bucket"], Prefix="outputs/_reports/FC-0001/")["Contents"]
-        if o["Key"].endswith("report.json")
-    )
-    report = json.loads(s3.get_object(Bucket=lab["bucket"], Key=report_key)["Body"].read())
+    report = flowcell_report(s3, lab)
     assert report["status"] == "SUCCESS" and report["qc"]["status"] == "COMPLETED"
     assert {s["sample_id"] for s in report["samples"]} == set(SAMPLES)
     assert report["samples"][0]["links"]["console"].startswith("https://console.aws.amazon.com/omics/home?")

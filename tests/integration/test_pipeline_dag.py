@@ -13,7 +13,17 @@ from omics_emulator import EmulatorAdmin
 
 from .airflow_dags import run_dag
 from .conftest import SAMPLES
-from .flowcells import FLOWCELL, STAGES, conf, inbox, outputs_json, pipeline_manifest, stage_runs, upload
+from .flowcells import (
+    FLOWCELL,
+    STAGES,
+    conf,
+    flowcell_report,
+    inbox,
+    outputs_json,
+    pipeline_manifest,
+    stage_runs,
+    upload,
+)
 
 
 def test_each_sample_moves_through_its_stages_on_its_own_then_qc(
@@ -101,12 +111,7 @@ def test_a_failed_stage_stops_only_its_sample(
     assert message.startswith(f"Flowcell {FLOWCELL}: FAILED")
     assert "stage call: OUT_OF_MEMORY_ERROR: Task HaplotypeCaller ran out of memory" in message
     assert "call: 3 COMPLETED, 1 FAILED" in message and "annotate: 3 COMPLETED, 1 NOT_RUN" in message
-    report_key = next(
-        o["Key"]
-        for o in s3.list_objects_v2(Bucket=lab["bucket"], Prefix=f"outputs/{FLOWCELL}/_reports/{FLOWCELL}/")["Contents"]
-        if o["Key"].endswith("report.json")
-    )
-    report = json.loads(s3.get_object(Bucket=lab["bucket"], Key=report_key)["Body"].read())
+    report = flowcell_report(s3, lab, FLOWCELL, outputs=f"outputs/{FLOWCELL}/")
     [failed] = [s for s in report["samples"] if s["sample_id"] == "NA12891"]
     assert (failed["status"], failed["stage"]) == ("FAILED", "call")
     assert [(s["stage"], s["status"]) for s in failed["stages"]] == [

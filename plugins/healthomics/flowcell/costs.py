@@ -5,11 +5,13 @@ flowcell (a GetRun and a ListRunTasks per run) takes none of the time the flowce
 finish. It never fails a flowcell: each sample's status is already recorded by its own task; a
 run that cannot be priced (its tasks cannot be listed, an instance without a price) is reported
 as unknown with the reason, and what is not priced within ``COST_BUDGET_SECONDS`` is reported as
-not priced in time. The QC run is priced by the report itself (``run_cost_entry``).
+not priced in time. The QC run is priced by the report itself (``run_cost_entry``), at the prices
+this task's result carries (one Price List read per flowcell).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -80,8 +82,15 @@ def flowcell_prices(hook: HealthOmicsHook) -> PriceTable:
     return HealthOmicsPricingHook(aws_conn_id=AWS_CONN_ID).price_table(hook.conn_region_name)
 
 
+def price_table_of(costs: dict[str, Any]) -> PriceTable | None:
+    """The price table a ``costs`` result was priced with."""
+    table = costs.get("prices")
+    return PriceTable(**table) if isinstance(table, dict) else None
+
+
 def costs(**context: Any) -> dict[str, Any]:
-    """Price every sample's runs: ``{"price_source", "runs": {run id: entry}}`` or ``{"error"}``."""
+    """Price every sample's runs: ``{"price_source", "prices", "runs": {run id: entry}}`` or
+    ``{"error"}``; ``prices`` is the table, for the QC run's price."""
     plan = plan_of(context)
     if plan is None or plan["dry_run"]:
         return {"error": "nothing ran"}
@@ -95,7 +104,7 @@ def costs(**context: Any) -> dict[str, Any]:
     priced = price_runs(hook, prices, list(runs), COST_BUDGET_SECONDS)
     unknown = sum(1 for entry in priced.values() if "error" in entry)
     log.info("Priced %d runs of flowcell %s (%d unknown)", len(priced), plan["flowcell_id"], unknown)
-    return {"price_source": prices.source, "runs": priced}
+    return {"price_source": prices.source, "prices": dataclasses.asdict(prices), "runs": priced}
 
 
 # A pre-run estimate looks at this many earlier runs of a workflow at most, among the account's

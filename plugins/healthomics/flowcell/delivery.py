@@ -11,7 +11,7 @@ from airflow.providers.amazon.aws.hooks.sns import SnsHook
 from airflow.sdk import Asset, AssetAlias, Variable
 
 from healthomics.cost.prices import PriceError
-from healthomics.flowcell.costs import flowcell_prices, pre_run_estimate, run_cost_entry
+from healthomics.flowcell.costs import flowcell_prices, pre_run_estimate, price_table_of, run_cost_entry
 from healthomics.flowcell.qc import plan_of, qc_outcome, sample_outcomes
 from healthomics.flowcell.report import build_report, invalid_manifest_report, render_text
 from healthomics.flowcell.task_ids import COSTS_TASK, LOAD_TASK, OUTPUTS_ASSET_ALIAS, PROBLEMS_XCOM
@@ -134,14 +134,17 @@ def _file_links(report_uri: str, timeline: bool, region: str, partition: str) ->
     return links
 
 
-def _qc_cost(hook: HealthOmicsHook, qc: dict[str, Any]) -> dict[str, Any] | None:
-    """The QC run's cost entry (it ended just before this task); never raises for AWS errors."""
+def _qc_cost(hook: HealthOmicsHook, qc: dict[str, Any], costs: dict[str, Any]) -> dict[str, Any] | None:
+    """The QC run's cost entry (it ended just before this task) at the prices the samples' runs
+    were priced at; never raises for AWS errors."""
     if not qc.get("run_id"):
         return None
-    try:
-        prices = flowcell_prices(hook)
-    except PriceError as err:
-        return {"run_id": qc["run_id"], "error": str(err)}
+    prices = price_table_of(costs)
+    if prices is None:  # a costs result from before the table was carried along
+        try:
+            prices = flowcell_prices(hook)
+        except PriceError as err:
+            return {"run_id": qc["run_id"], "error": str(err)}
     return {"run_id": qc["run_id"], **run_cost_entry(hook, qc["run_id"], prices)}
 
 
@@ -174,7 +177,7 @@ def notify(**context: Any) -> dict[str, Any]:
         region=hook.conn_region_name,
         partition=hook.conn_partition,
         costs=dict(costs) if costs else None,
-        qc_cost=_qc_cost(hook, qc) if costs and "error" not in costs else None,
+        qc_cost=_qc_cost(hook, qc, dict(costs)) if costs and "error" not in costs else None,
     )
     if plan["dry_run"]:  # what it would cost, from earlier runs of the same workflows
         report["estimate"] = pre_run_estimate(hook, FlowcellManifest(**plan["manifest"]))

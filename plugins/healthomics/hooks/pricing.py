@@ -57,7 +57,7 @@ class HealthOmicsPricingHook(AwsBaseHook):
         try:
             table = price_list_table(self.conn, region)
         except (ClientError, BotoCoreError, PriceError) as err:
-            reason = cut(str(err), 160)
+            reason = cut(" ".join(str(err).split()), 160)  # one line: it goes into the report's heading
             self.log.warning("Prices for %s from the Price List API failed (%s): the shipped table", region, reason)
             shipped = shipped_table(region)
             return dataclasses.replace(shipped, source=f"{shipped.source}; the Price List API failed: {reason}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from typing import Any
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from healthomics.cost.estimate import billed_static_gib, run_cost, task_cost
 from healthomics.cost.prices import PriceError, PriceTable, parse_price_list, shipped_table
+from healthomics.flowcell.costs import price_table_of
 from healthomics.hooks import pricing as pricing_module
 from healthomics.hooks.pricing import HealthOmicsPricingHook
 
@@ -165,3 +167,10 @@ def test_price_source_shipped_never_calls_the_api(
     monkeypatch.setenv("AIRFLOW__HEALTHOMICS__PRICE_SOURCE", "shipped")
     with Stubber(pricing_hook.conn):  # any call would fail: nothing is stubbed
         assert pricing_hook.price_table("us-east-1").source.startswith("shipped table")
+
+
+def test_the_costs_result_carries_its_price_table_for_the_qc_run() -> None:
+    table = shipped_table("us-east-1")
+    carried = json.loads(json.dumps({"prices": dataclasses.asdict(table)}))  # through XCom
+    assert price_table_of(carried) == table
+    assert price_table_of({"runs": {}}) is None  # a result without it: the report fetches prices
