@@ -85,7 +85,12 @@ def flowcell_prices(hook: HealthOmicsHook) -> PriceTable:
 def price_table_of(costs: dict[str, Any]) -> PriceTable | None:
     """The price table a ``costs`` result was priced with."""
     table = costs.get("prices")
-    return PriceTable(**table) if isinstance(table, dict) else None
+    if not isinstance(table, dict):
+        return None
+    try:
+        return PriceTable(**table)
+    except TypeError:  # written by another version of the package (a task cleared after an upgrade)
+        return None
 
 
 def costs(**context: Any) -> dict[str, Any]:

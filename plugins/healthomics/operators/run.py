@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import conf
+from botocore.exceptions import ClientError
 
 from healthomics.exceptions import HealthOmicsRunFailedError
 from healthomics.hooks.omics import RUN_FAILURE_STATES, RUN_SUCCESS_STATES, HealthOmicsHook, run_summary
@@ -148,7 +149,13 @@ class HealthOmicsRunWaitOperator(AwsBaseOperator[HealthOmicsHook]):
     def _run_lineage(self) -> RunLineage:
         # GetRun holds the parameters (a batch's run was started without this task's request);
         # one call per task, made only when the provider records lineage.
-        run = self.hook.get_run(self.run_id) if self.run_id else None
+        if not self.run_id:
+            return run_lineage(None, self.labels())
+        try:
+            run = self.hook.get_run(self.run_id)
+        except ClientError as err:  # a DELETED run, an API error: the run and sample, without data
+            self.log.warning("No lineage details of run %s: %s", self.run_id, err)
+            run = {"id": self.run_id, "status": "UNKNOWN"}
         return run_lineage(run, self.labels())
 
     def run_failed(self, context: Context, run: dict[str, Any], message: str | None) -> NoReturn:

@@ -36,7 +36,8 @@ class HealthOmicsRunSensor(AwsBaseSensor[HealthOmicsHook]):
     :param batch_id: the run's batch, to share polling with its siblings (deferrable mode).
     :param deferrable: wait in the triggerer instead of a worker slot.
     :param poll_interval: seconds between checks.
-    :param end_from_trigger: in deferrable mode, let the trigger end the task.
+    :param end_from_trigger: in deferrable mode, let the trigger end the task (ignored while listener
+        plugins, e.g. OpenLineage, are registered: they hear only of tasks that end on a worker).
     :param cancel_on_kill: cancel the run if the (deferred) task is killed.
     :param wake_queue_url: SQS queue of "Run Status Change" events; in deferrable mode an event
         about the run ends the wait for the next poll early (polling stays authoritative).

@@ -8,28 +8,31 @@ attempt and how it ended; ``externalQuery`` carries the run id as the standard f
 in another system. Dataset names follow OpenLineage's naming: namespace ``s3://<bucket>``, name the
 key.
 
-The provider is optional: without it nothing here is used. Its listener hears only of tasks that end
+The provider is optional, and imported only when its extractor asks for a run's lineage (its
+modules pull in much of Airflow's core: a DAG file or task that records no lineage never pays
+for them). Its listener hears only of tasks that end
 on a worker: while it is registered, the operators end completed runs there rather than in the
 triggerer (see :func:`healthomics.triggers.base.may_end_from_trigger`).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from healthomics.utils.idempotency import TAG_ATTEMPT
 
-try:
-    from airflow.providers.common.compat.openlineage.facet import Dataset, ExternalQueryRunFacet, RunFacet
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.openlineage.facet import Dataset, RunFacet
     from airflow.providers.openlineage.extractors import OperatorLineage
-    from attrs import define
-except ImportError:  # apache-airflow-providers-openlineage is not installed
-    HAS_OPENLINEAGE = False
-else:
-    HAS_OPENLINEAGE = True
 
+    # What the run operators return to the provider's extractor.
+    RunLineage = OperatorLineage[Dataset, RunFacet]
+
+HAS_OPENLINEAGE = importlib.util.find_spec("airflow.providers.openlineage") is not None
 # URI schemes of data a run reads or writes: S3 objects and prefixes, HealthOmics sequence and
 # reference stores.
 DATA_SCHEMES = ("s3", "omics")
@@ -51,11 +54,17 @@ def data_uris(value: Any) -> Iterator[str]:
 
 def dataset(uri: str) -> Dataset:
     """The OpenLineage dataset of ``uri``: namespace ``<scheme>://<authority>``, name the path."""
+    from airflow.providers.common.compat.openlineage.facet import Dataset
+
     parts = urlparse(uri)
     return Dataset(namespace=f"{parts.scheme}://{parts.netloc}", name=parts.path.lstrip("/") or "/")
 
 
-if HAS_OPENLINEAGE:
+@functools.cache
+def run_facet_class() -> type[Any]:
+    """The ``healthomics_run`` facet (made on first use: it subclasses the provider's RunFacet)."""
+    from airflow.providers.common.compat.openlineage.facet import RunFacet
+    from attrs import define
 
     @define
     class HealthOmicsRunFacet(RunFacet):
@@ -73,19 +82,22 @@ if HAS_OPENLINEAGE:
         batchId: str | None = None  # noqa: N815
         failureReason: str | None = None  # noqa: N815
 
-    # What the run operators return to the provider's extractor.
-    RunLineage = OperatorLineage[Dataset, RunFacet]
+    return HealthOmicsRunFacet
 
 
 def run_lineage(run: dict[str, Any] | None, labels: dict[str, Any]) -> RunLineage:
-    """The lineage of one run (a GetRun answer; ``None``: the task started none): inputs from its
-    parameters, its output location, and ``labels`` (``sample_id``, ``stage``) in its facet."""
+    """The lineage of one run (a GetRun answer, or what is known of it; ``None``: the task started
+    none): inputs from its parameters, its output location, and ``labels`` (``sample_id``,
+    ``stage``) in its facet."""
+    from airflow.providers.common.compat.openlineage.facet import ExternalQueryRunFacet
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
     if run is None:
         return OperatorLineage()
     inputs = list(dict.fromkeys(data_uris(run.get("parameters") or {})))
     output = run.get("runOutputUri") or run.get("outputUri")
     attempt = (run.get("tags") or {}).get(TAG_ATTEMPT)
-    facet = HealthOmicsRunFacet(
+    facet = run_facet_class()(
         runId=str(run["id"]),
         status=run.get("status"),
         arn=run.get("arn"),

@@ -98,9 +98,24 @@ def listener() -> Iterator[None]:
         manager.pm.unregister(plugin)
 
 
-def test_tasks_end_in_the_triggerer_only_while_no_listener_needs_them_on_a_worker(listener: None) -> None:
+def run_operators() -> list[Any]:
+    """A sample task as its worker builds it (unmapped), and a QC run asked to end in the triggerer."""
+    from healthomics.flowcell.sample import HealthOmicsSampleRunOperator
+    from healthomics.operators.run import HealthOmicsStartRunOperator
+
+    return [
+        HealthOmicsSampleRunOperator(task_id="sample", sample={"sample_id": "S1"}, deferrable=True),
+        HealthOmicsStartRunOperator(
+            task_id="qc", workflow_id="1", role_arn="r", output_uri="s3://b/qc/", deferrable=True, end_from_trigger=True
+        ),
+    ]
+
+
+def test_tasks_end_on_a_worker_while_a_listener_is_registered(listener: None) -> None:
     assert not may_end_from_trigger()
+    assert [op.end_from_trigger for op in run_operators()] == [False, False]
 
 
 def test_tasks_end_in_the_triggerer_without_listeners() -> None:
     assert may_end_from_trigger()
+    assert [op.end_from_trigger for op in run_operators()] == [True, True]
