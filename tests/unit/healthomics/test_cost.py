@@ -174,3 +174,31 @@ def test_the_costs_result_carries_its_price_table_for_the_qc_run() -> None:
     carried = json.loads(json.dumps({"prices": dataclasses.asdict(table)}))  # through XCom
     assert price_table_of(carried) == table
     assert price_table_of({"runs": {}}) is None  # a result without it: the report fetches prices
+    assert price_table_of({"prices": {**carried["prices"], "renamed": 1}}) is None  # another version's
+
+
+def test_the_notification_prices_qc_at_the_carried_table_without_reading_prices_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from healthomics.flowcell import delivery
+    from healthomics.hooks.omics import HealthOmicsHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_OMICS_UNIT", json.dumps({"conn_type": "aws", "login": "t", "password": "t"}))
+    monkeypatch.setattr(delivery, "flowcell_prices", lambda hook: pytest.fail("read prices again"))
+    carried = PriceTable(region="us-east-1", source="carried", instances={"omics.c.large": 10.0})
+    t0 = dt.datetime(2026, 12, 1, 8, tzinfo=dt.UTC)
+    run = {
+        "id": "42",
+        "status": "COMPLETED",
+        "storageType": "DYNAMIC",
+        "startTime": t0,
+        "stopTime": t0 + dt.timedelta(hours=1),
+    }
+    task = {"taskId": "1", "status": "COMPLETED", "instanceType": "omics.c.large", "cpus": 2, "memory": 4}
+    task |= {"startTime": t0, "stopTime": t0 + dt.timedelta(minutes=30)}
+    hook = HealthOmicsHook(aws_conn_id="omics_unit", region_name="us-east-1")
+    with Stubber(hook.conn) as stub:
+        stub.add_response("get_run", run, {"id": "42"})
+        stub.add_response("list_run_tasks", {"items": [task]}, {"id": "42"})
+        entry = delivery._qc_cost(hook, {"run_id": "42"}, {"prices": dataclasses.asdict(carried)})
+    assert entry is not None and entry["compute_usd"] == pytest.approx(5.0)  # half an hour at 10.0
