@@ -43,12 +43,16 @@ def test_the_wheel_declares_its_runtime_dependencies_and_its_provider_entry_poin
     metadata = email.message_from_bytes(wheel.read(f"{dist_info}/METADATA"))
     declared = metadata.get_all("Requires-Dist") or []
     requires = {r.split(">=")[0].split("[")[0]: r for r in declared if "extra ==" not in r}
-    # matplotlib (the report's timeline picture) only with the extra: MWAA's images lack it.
-    assert [r for r in declared if "extra ==" in r] == ['matplotlib>=3.8; extra == "timeline"']
+    # matplotlib (the report's timeline picture) and the OpenLineage provider only with their
+    # extras: MWAA's images lack both.
+    assert sorted(r for r in declared if "extra ==" in r) == [
+        'apache-airflow-providers-openlineage>=2.16; extra == "lineage"',
+        'matplotlib>=3.8; extra == "timeline"',
+    ]
     assert requires["botocore"] == "botocore>=1.42.74"  # the first model with StartRunBatch
     assert requires["apache-airflow-providers-amazon"].startswith("apache-airflow-providers-amazon[aiobotocore]>=")
     assert {"apache-airflow", "boto3", "pydantic", "jsonschema", "regex"} <= set(requires)
-    assert not {"moto", "pytest", "playwright", "matplotlib"} & set(requires)
+    assert not {"moto", "pytest", "playwright", "matplotlib", "apache-airflow-providers-openlineage"} & set(requires)
     entry_points = wheel.read(f"{dist_info}/entry_points.txt").decode()
     assert "[apache_airflow_provider]\nprovider_info = healthomics.get_provider_info:get_provider_info" in entry_points
 
