@@ -11,6 +11,9 @@ with the same three-stage pipeline (stage 1 as one run batch, as the DAG submits
   10 s (the project before the pacer, and most clients).
 * ``microbatch``: every poll interval, the samples that became ready go out as one StartRunBatch
   (chunks of 100), whose run ids are read once it has submitted (GetBatch, ListRunsInBatch).
+* ``shipped``: what the stage tasks do: one StartRun; a throttled one goes in a micro batch through
+  the package's own trigger (:class:`~healthomics.triggers.micro_batch.HealthOmicsMicroBatchTrigger`),
+  its calls counted by the emulator.
 
 No Airflow: a driver stands in for the stage tasks, so the figures are the AWS side of each way
 (calls, 429s, how long a ready sample waits for its run, the makespan) at 1x time: every wait of
@@ -23,22 +26,28 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 from collections import Counter
 from collections.abc import Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from healthomics.triggers.base import backoff
+from healthomics.triggers.micro_batch import HealthOmicsMicroBatchTrigger
 from healthomics.triggers.quota import StartPacer
+from healthomics.utils.service_model import as_batch_run
 from healthomics_bench.scenario import BUCKET, ROLE_ARN, pipeline_workflows, put_inputs
 from local_aws.stack import LocalAWS
 from omics_emulator import EmulatorAdmin
 from omics_emulator.quotas import DEFAULT_TPS
 
-STRATEGIES = ("paced", "backoff", "microbatch")
+STRATEGIES = ("paced", "backoff", "microbatch", "shipped")
+# What the micro batch trigger calls (beside the driver's own reads of the first batch).
+MICRO_BATCH_CALLS = ("StartRunBatch", "ListBatch", "ListRunsInBatch", "GetBatch", "CancelRun")
 BATCH_LIMIT = 100  # inline run settings per StartRunBatch
 BACKOFF_FIRST_SECONDS = 10.0
 PER_RUN = ("name", "outputUri", "parameters")  # what a batch's run setting may set (beside runTags)
@@ -91,6 +100,9 @@ class Driver:
         # in every strategy) and how many of them were throttled.
         self.calls: Counter[str] = Counter()
         self.throttled = 0
+        self.first_stage_calls: Counter[str] = Counter()  # the driver's own calls for the first stage's batch
+        if strategy == "shipped":
+            os.environ.update(stack.env())  # the trigger's Airflow connection to the local stack
 
     async def sleep(self, emulated_seconds: float) -> None:
         await asyncio.sleep(max(0.0, emulated_seconds) / self.scale)
@@ -119,6 +131,9 @@ class Driver:
                 if err.response["Error"]["Code"] != "ThrottlingException":
                     raise
                 self.throttled += 1
+                if self.strategy == "shipped":
+                    await self.submit_in_micro_batch(sample, stage)
+                    return
                 if self.strategy == "paced":
                     pacer.throttled()
                     await pacer.turn()
@@ -128,6 +143,25 @@ class Driver:
                 continue
             self.pipeline.runs[(sample, stage)] = started["id"]
             return
+
+    async def submit_in_micro_batch(self, sample: str, stage: str) -> None:
+        """The stage task's way after a throttled StartRun: the package's micro batch trigger."""
+        request = self.pipeline.request(sample, stage)
+        setting_id = f"{self.pipeline.flowcell_id}/{sample}/{stage}"
+        split = as_batch_run(request, setting_id)
+        assert split is not None
+        default, setting = split
+        trigger = HealthOmicsMicroBatchTrigger(
+            batch_name=f"{self.pipeline.flowcell_id}-{stage}",
+            default_run_setting=default,
+            run_setting=setting,
+            poll_interval=self.poll_seconds / self.scale,
+        )
+        async with aclosing(trigger.run()) as events:
+            event = (await anext(events)).payload
+        if event["status"] != "submitted":
+            raise RuntimeError(f"{sample} {stage} not submitted: {event}")
+        self.pipeline.runs[(sample, stage)] = event["run"]["id"]
 
     async def submit_micro_batches(self) -> None:
         """Every poll interval: the samples that became ready since, as StartRunBatch calls per stage."""
@@ -198,6 +232,7 @@ class Driver:
             for s in samples
         ]
         key = f"batch-settings/{self.pipeline.flowcell_id}.json"
+        self.first_stage_calls["StartRunBatch"] += 1
         s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(settings).encode())
         batch = self.omics.start_run_batch(
             batchName=f"{self.pipeline.flowcell_id}-{stage}",
@@ -215,12 +250,15 @@ class Driver:
         batch_done = False
         while len(self.pipeline.done) < len(samples):
             await self.sleep(self.poll_seconds)
+            if not batch_done:
+                self.first_stage_calls["GetBatch"] += 1
             status = "" if batch_done else self.omics.get_batch(batchId=first_batch)["status"]
             if status == "FAILED":
                 raise RuntimeError(f"the first stage's batch {first_batch} failed")
             if status and status not in ("CREATING", "PENDING", "SUBMITTING"):
                 batch_done = True
                 for page in self.omics.get_paginator("list_runs_in_batch").paginate(batchId=first_batch):
+                    self.first_stage_calls["ListRunsInBatch"] += 1
                     for entry in page["runs"]:
                         self.pipeline.runs[(entry["runSettingId"], stages[0])] = entry["runId"]
             by_run.update({run_id: key for key, run_id in self.pipeline.runs.items()})
@@ -261,7 +299,16 @@ def measure(strategy: str, samples: int, stack: LocalAWS, scale: float, poll_sec
     pipeline = Pipeline(stages=list(workflows), workflows=workflows, flowcell_id=flowcell_id)
     driver = Driver(strategy, stack, pipeline, scale, poll_seconds)
     started = driver.admin.now()
+    before = driver.admin.counters()["operations"]
     asyncio.run(driver.run(sample_ids, s3))
+    if strategy == "shipped":
+        after = driver.admin.counters()["operations"]
+        for operation in MICRO_BATCH_CALLS:
+            made = after.get(operation, {}).get("calls", 0) - before.get(operation, {}).get("calls", 0)
+            if made - driver.first_stage_calls[operation] > 0:
+                driver.calls[operation] += made - driver.first_stage_calls[operation]
+            throttled = after.get(operation, {}).get("throttled", 0) - before.get(operation, {}).get("throttled", 0)
+            driver.throttled += throttled
     runs = {key: omics.get_run(id=run_id) for key, run_id in pipeline.runs.items()}
     waits = sorted(runs[key]["creationTime"].timestamp() - ready for key, ready in pipeline.ready.items())
     finished = max(run["stopTime"].timestamp() for run in runs.values())

@@ -49,6 +49,7 @@ def get_provider_info() -> dict[str, Any]:
                     "healthomics.triggers.run",
                     "healthomics.triggers.batch",
                     "healthomics.triggers.quota",
+                    "healthomics.triggers.micro_batch",
                 ],
             }
         ],

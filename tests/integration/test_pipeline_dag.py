@@ -131,29 +131,39 @@ def test_a_failed_stage_stops_only_its_sample(
     assert {r["id"] for r in omics.list_runs()["items"]} == before
 
 
-def test_a_throttled_stage_start_waits_in_the_triggerer_for_a_turn_and_starts_once(
+def test_a_throttled_stage_start_goes_in_a_micro_batch_and_starts_once(
     pipeline_dag: Any,
     lab: dict[str, Any],
     stage_workflows: dict[str, str],
     realtime: EmulatorAdmin,
     omics: Any,
     s3: Any,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The first five StartRuns (a later stage's) are throttled: three botocore attempts on the
-    worker, then a wait for a turn in the triggerer (five a second here), two more throttled
-    attempts, then the run. Nothing fails, and no stage is paid for twice."""
-    monkeypatch.setenv("AIRFLOW__HEALTHOMICS__START_RUN_TPS", "5")
+    """The first five StartRuns (later stages') are throttled: each of those runs is submitted
+    in a micro batch from the triggerer instead, once. Nothing fails, no StartRun is repeated,
+    and no stage is paid for twice."""
     realtime.reset_counters()
     realtime.add_fault(action="error", operations=["StartRun"], code="ThrottlingException", times=5)
     uri = upload(s3, lab, pipeline_manifest(lab, stage_workflows), name=f"{FLOWCELL}.json")
     states = run_dag(pipeline_dag, run_conf=conf(lab, uri))
     assert states["dag_run"] == DagRunState.SUCCESS
 
-    assert realtime.counters()["operations"]["StartRun"]["throttled"] == 5
+    operations = realtime.counters()["operations"]
+    assert operations["StartRun"]["throttled"] == 5
     runs = stage_runs(omics)  # (one run per sample and stage, or it raises)
     assert set(runs) == {(s, stage) for s in SAMPLES for stage in STAGES}
     assert all(run["status"] == "COMPLETED" for run in runs.values())
+    later = {key: run for key, run in runs.items() if key[1] != STAGES[0]}
+    in_micro_batches = {key for key, run in later.items() if run.get("batchId")}
+    assert len(in_micro_batches) == 5
+    # Each of them started once, in a batch named after the flowcell and its stage, with the tags
+    # that find it again (the attempt's key) like a run StartRun started.
+    for sample, stage in in_micro_batches:
+        run = runs[(sample, stage)]
+        assert omics.get_batch(batchId=run["batchId"])["name"] == f"{FLOWCELL}-{stage}"
+        assert run["tags"]["healthomics:attempt"] == "1" and run["tags"]["sample"] == sample
+        assert run["name"] == f"{FLOWCELL}-{sample}-{stage}"
+    assert operations["StartRun"]["calls"] == len(later) - 5 + 5 + 1  # the others, the throttled, QC
 
 
 def test_an_invalid_pipeline_is_refused_with_every_problem_and_starts_nothing(

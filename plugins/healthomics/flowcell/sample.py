@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -12,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from healthomics import settings
 from healthomics.exceptions import HealthOmicsRunFailedError, HealthOmicsSubmissionError
+from healthomics.flowcell.plan import TAG_FLOWCELL, TAG_STAGE
 from healthomics.flowcell.task_ids import FAILURE_XCOM
 from healthomics.hooks.omics import (
     RUN_FAILURE_STATES,
@@ -23,8 +25,10 @@ from healthomics.hooks.omics import (
 )
 from healthomics.operators.run import HealthOmicsRunWaitOperator
 from healthomics.triggers.base import connection_kwargs, may_end_from_trigger
+from healthomics.triggers.micro_batch import HealthOmicsMicroBatchTrigger
 from healthomics.triggers.quota import HealthOmicsStartTurnTrigger
-from healthomics.utils.idempotency import Submission, SubmissionJournal, provenance_tags
+from healthomics.utils.idempotency import Submission, SubmissionJournal, attempt_tags, provenance_tags
+from healthomics.utils.service_model import as_batch_run
 from healthomics.utils.text import cut
 
 if TYPE_CHECKING:
@@ -32,8 +36,11 @@ if TYPE_CHECKING:
 
 # task_state_store key of the sample's Submission record: which attempt (and run) it is on.
 STATE_KEY = "healthomics_sample"
-# botocore attempts of a throttled StartRun on a worker before a deferrable task waits for a turn.
-START_RUN_ATTEMPTS = 3
+# botocore attempts of a throttled StartRun on a worker before a deferrable task defers (to a micro
+# batch or a turn): retrying on the worker only holds its slot while a batch takes the quota.
+START_RUN_ATTEMPTS = 1
+# Submission.via of an attempt that went in a micro batch (see healthomics.triggers.micro_batch).
+VIA_MICRO_BATCH = "micro_batch"
 
 
 def last_submission(
@@ -51,6 +58,12 @@ def last_submission(
     if last is None and not journal.keeps_records and try_number > 1 and (batch_run or submission_failure):
         return Submission(key, 1, external_id=str(batch_run["id"]) if batch_run else None)
     return last
+
+
+def micro_batch_name(request: dict[str, Any]) -> str:
+    """The batch name of a run's micro batches: its flowcell and stage (or workflow)."""
+    tags = request.get("tags") or {}
+    return f"{tags.get(TAG_FLOWCELL, 'healthomics')}-{tags.get(TAG_STAGE) or request['workflowId']}"[:64]
 
 
 class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
@@ -158,6 +171,10 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
             if run is not None and run["status"] not in RUN_FAILURE_STATES:
                 self.log.info("Sample %s: resuming with run %s (%s)", sample["sample_id"], run["id"], run["status"])
                 return self._follow(context, run, last.attempt, run.get("batchId"))
+            if last.via == VIA_MICRO_BATCH and not last.external_id:
+                # Its run went in a micro batch: found there again, never started a second time by StartRun.
+                start = self._start_fields(context)
+                self._submit_in_micro_batch(context, start["idempotency_key"], self._request(context, start), last)
             # A submit whose outcome was never recorded (the worker died) is repeated as is: same
             # requestId, same run. Anything else that ended without a usable run moves on.
             crashed_mid_submit = not last.external_id and last.request_id
@@ -165,7 +182,7 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
 
         # Start (or find again) the run of this attempt; a repeat gets the same run back.
         start = self._start_fields(context)
-        request = {**start["request"], "tags": {**start["request"].get("tags", {}), **provenance_tags(context)}}
+        request = self._request(context, start)
         try:
             run, attempt = self.hook.start_run_idempotently(
                 request,
@@ -176,7 +193,7 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
             )
         except ClientError as err:
             if is_throttling(err) and self.deferrable:
-                self._wait_for_quota(context)
+                self._wait_for_quota(context, start["idempotency_key"], request)
             if not is_refusal(err):
                 raise  # 5xx, a lost connection (or throttling, not deferrable): the task's retries
             # Refused as asked: the same request would be refused again, so no retry.
@@ -187,16 +204,65 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
             )
         return self._follow(context, run, attempt, None)
 
-    def _wait_for_quota(self, context: Context) -> NoReturn:
+    def _request(self, context: Context, start: dict[str, Any]) -> dict[str, Any]:
+        """The StartRun request of the sample's run, with the task's provenance tags."""
+        return {**start["request"], "tags": {**start["request"].get("tags", {}), **provenance_tags(context)}}
+
+    def _wait_for_quota(self, context: Context, key: str, request: dict[str, Any]) -> NoReturn:
         """StartRun stayed throttled (the account's StartRun quota is 0.1-1 per second, and a
-        submitting run batch takes all of it): wait in the triggerer for a turn, paced for every
-        task of the triggerer, then submit again. Never a failure: the journal's record of the
-        attempt makes the next submit reuse its requestId."""
+        submitting run batch takes all of it): submit the run in the triggerer's next micro batch,
+        or, where a batch cannot run it (Ready2Run, no task state store to remember it went
+        there), wait for a turn, paced for every task of the triggerer, and submit again. Never a
+        failure: the journal's record of the attempt keeps its requestId."""
+        journal = SubmissionJournal(context, STATE_KEY)
+        last = journal.last(key)
+        if journal.keeps_records and last is not None and last.request_id:
+            self._submit_in_micro_batch(context, key, request, last)
         self.log.warning("Sample %s: StartRun throttled; waiting for a turn", self.sample["sample_id"])
         self.defer(
             trigger=HealthOmicsStartTurnTrigger(start_run_tps=settings.start_run_tps(), **connection_kwargs(self)),
             method_name="start_after_throttling",
         )
+
+    def _submit_in_micro_batch(self, context: Context, key: str, request: dict[str, Any], last: Submission) -> None:
+        """Defer to the micro batch trigger with the attempt's run (its run setting id is the attempt's
+        requestId, recorded first); returns only if no batch can run the request."""
+        tags = {**request.get("tags", {}), **attempt_tags(key, last.attempt)}
+        split = as_batch_run({**request, "tags": tags}, str(last.request_id))
+        if split is None:
+            return
+        default, setting = split
+        SubmissionJournal(context, STATE_KEY).record(replace(last, via=VIA_MICRO_BATCH))
+        self.log.warning("Sample %s: StartRun throttled; submitting in the next micro batch", self.sample["sample_id"])
+        self.defer(
+            trigger=HealthOmicsMicroBatchTrigger(
+                batch_name=micro_batch_name(request),
+                default_run_setting=default,
+                run_setting=setting,
+                batch_tags={TAG_FLOWCELL: tags[TAG_FLOWCELL]} if TAG_FLOWCELL in tags else {},
+                poll_interval=self.poll_interval,
+                cancel_on_kill=self.cancel_on_kill,
+                **connection_kwargs(self),
+            ),
+            method_name="submitted_in_micro_batch",
+        )
+
+    def submitted_in_micro_batch(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Back from the micro batch: record the run and wait for it, or fail as not submitted."""
+        journal = SubmissionJournal(context, STATE_KEY)
+        last = journal.last()
+        attempt = last.attempt if last is not None else 1
+        event = event or {}
+        if event.get("status") != "submitted":
+            self.run_failed(
+                context,
+                {"status": "NOT_SUBMITTED", "failureReason": event.get("reason"), "attempt": attempt},
+                f"its micro batch did not submit it: {event.get('reason')}: {cut(str(event.get('message')))}",
+            )
+        run = dict(event["run"])
+        if last is not None:
+            journal.record(replace(last, external_id=run["id"]))
+        return self._follow(context, run, attempt, None)
 
     def start_after_throttling(self, context: Context, event: Any = None) -> dict[str, Any]:
         """Back from the wait for a StartRun turn: everything again from the journal."""

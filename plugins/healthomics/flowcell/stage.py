@@ -111,6 +111,9 @@ class HealthOmicsStageRunOperator(HealthOmicsSampleRunOperator, SkipMixin):
     def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> dict[str, Any]:
         return self._finish(context, super().execute_complete(context, event))
 
+    def submitted_in_micro_batch(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self._finish(context, super().submitted_in_micro_batch(context, event))
+
     def labels(self) -> dict[str, Any]:
         return {**super().labels(), "stage": self.stage_name, "stage_number": self.stage_number}
 

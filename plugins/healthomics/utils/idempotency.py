@@ -85,22 +85,28 @@ class Submission:
     :param attempt: 1 for the first run; the next number after a run failed.
     :param request_id: the attempt's ``requestId``.
     :param external_id: the run or batch id, once the service answered.
+    :param via: how the attempt was submitted when not by its own call: ``"micro_batch"`` (the
+        ``requestId`` is then its run setting's id in a micro batch, see
+        :mod:`healthomics.triggers.micro_batch`); a repeat must look there, never call StartRun.
     """
 
     key: str
     attempt: int
     request_id: str | None = None
     external_id: str | None = None
+    via: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"key": self.key, "attempt": self.attempt, "requestId": self.request_id, "externalId": self.external_id}
+        recorded = {"key": self.key, "attempt": self.attempt, "requestId": self.request_id}
+        return {**recorded, "externalId": self.external_id, **({"via": self.via} if self.via else {})}
 
     @classmethod
     def from_json(cls, value: Any) -> Submission | None:
         """The record, or None for anything else (nothing stored, another layout)."""
         if not isinstance(value, dict) or not isinstance(value.get("attempt"), int) or value["attempt"] < 1:
             return None
-        return cls(str(value.get("key") or ""), value["attempt"], value.get("requestId"), value.get("externalId"))
+        key, attempt = str(value.get("key") or ""), value["attempt"]
+        return cls(key, attempt, value.get("requestId"), value.get("externalId"), value.get("via"))
 
 
 class SubmissionJournal:

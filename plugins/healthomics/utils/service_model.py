@@ -64,6 +64,29 @@ def request_problems(operation: str, request: dict[str, Any]) -> list[str]:
     return problems
 
 
+def as_batch_run(request: dict[str, Any], run_setting_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """A StartRun request as the ``defaultRunSetting`` and one ``InlineSetting`` of a run batch.
+
+    What a batch's run may set for itself (name, outputUri, parameters, priority, ``tags`` as
+    ``runTags``, ...) goes in the setting, the rest in the default, both by the installed model's
+    shapes. None where a batch cannot run the request: a Ready2Run workflow, a re-run (``runId``),
+    or a field no batch takes. The ``requestId`` stays out (a batch has one of its own).
+    """
+    model = omics_model()
+    if "DefaultRunSetting" not in model.shape_names or request.get("workflowType") == "READY2RUN":
+        return None
+    inline, default_setting = model.shape_for("InlineSetting"), model.shape_for("DefaultRunSetting")
+    assert isinstance(inline, StructureShape) and isinstance(default_setting, StructureShape)
+    per_run = set(inline.members) - {"runSettingId"}
+    batch_level = set(default_setting.members) - per_run
+    fields = {("runTags" if key == "tags" else key): value for key, value in request.items() if key != "requestId"}
+    if not set(fields) <= per_run | batch_level:
+        return None
+    default = {key: value for key, value in fields.items() if key in batch_level}
+    setting = {"runSettingId": run_setting_id, **{key: value for key, value in fields.items() if key in per_run}}
+    return default, setting
+
+
 def _parameter_sets(operation: str, request: dict[str, Any]) -> list[tuple[str, Any]]:
     if operation == "StartRun":
         return [("parameters", request["parameters"])] if "parameters" in request else []

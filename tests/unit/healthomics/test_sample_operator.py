@@ -10,6 +10,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferr
 from botocore.exceptions import ClientError
 
 from healthomics.flowcell.sample import STATE_KEY, HealthOmicsSampleRunOperator, last_submission
+from healthomics.triggers.micro_batch import HealthOmicsMicroBatchTrigger
 from healthomics.triggers.quota import HealthOmicsStartTurnTrigger
 from healthomics.utils.idempotency import Submission, SubmissionJournal
 
@@ -135,3 +136,72 @@ def test_without_deferral_a_throttled_start_is_left_to_the_task_retries() -> Non
     task.__dict__["hook"] = ThrottledHook()
     with pytest.raises(ClientError, match="ThrottlingException"):
         task.execute({"ti": FirstTry()})  # type: ignore[arg-type]
+
+
+# With a task state store (Airflow 3.3), a throttled run goes in the triggerer's next micro batch.
+
+
+class JournalingThrottledHook(ThrottledHook):
+    """As the real hook does before its StartRun: the attempt and its requestId are recorded first."""
+
+    conn_region_name, conn_partition = "us-east-1", "aws"  # what the run links read
+
+    def start_run_idempotently(self, request: dict[str, Any], key: str, **kwargs: Any) -> Any:
+        kwargs["journal"].record(Submission(key, kwargs["first_attempt"], f"hoa-token-a{kwargs['first_attempt']}"))
+        return super().start_run_idempotently(request, key, **kwargs)
+
+
+class PushingTry(FirstTry):
+    def __init__(self) -> None:
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+class Context(dict[str, Any]):
+    def __init__(self) -> None:
+        super().__init__(ti=PushingTry(), task_state_store=TaskStateStore())
+
+
+def test_with_a_store_a_throttled_start_goes_in_a_micro_batch_and_a_retry_never_starts_it_again() -> None:
+    entry = {"sample_id": "S1", "request": {**REQUEST, "tags": {"flowcell": "FC1"}}, "idempotency_key": "k/S1"}
+    task = operator(entry, deferrable=True)
+    task.__dict__["hook"] = hook = JournalingThrottledHook()
+    context = Context()
+    with pytest.raises(TaskDeferred) as deferred:
+        task.execute(context)  # type: ignore[arg-type]
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, HealthOmicsMicroBatchTrigger)
+    assert deferred.value.method_name == "submitted_in_micro_batch"
+    assert trigger.batch_name == "FC1-1234567"
+    assert trigger.default_run_setting == {"workflowId": "1234567", "roleArn": REQUEST["roleArn"]}
+    setting = trigger.run_setting
+    assert (setting["runSettingId"], setting["name"]) == ("hoa-token-a1", "FC1-S1")
+    assert setting["runTags"]["healthomics:attempt"] == "1" and setting["runTags"]["flowcell"] == "FC1"
+    journal = SubmissionJournal(context, STATE_KEY)
+    assert journal.last() == Submission("k/S1", 1, "hoa-token-a1", None, "micro_batch")
+
+    # The worker died while the task was deferred: its next try looks in the micro batch again.
+    with pytest.raises(TaskDeferred) as again:
+        operator(entry, deferrable=True).execute(context)  # type: ignore[arg-type]
+    assert isinstance(again.value.trigger, HealthOmicsMicroBatchTrigger)
+    assert again.value.trigger.run_setting == setting
+    assert hook.starts == 1
+
+    # Back with its run: recorded, then waited for like any other.
+    back = operator(entry, deferrable=True)
+    back.__dict__["hook"] = hook
+    run = {"id": "2000001", "batchId": "9", "status": "PENDING", "name": "FC1-S1", "workflowId": "1234567"}
+    with pytest.raises(TaskDeferred) as waiting:
+        back.submitted_in_micro_batch(context, {"status": "submitted", "run": run})  # type: ignore[arg-type]
+    assert waiting.value.trigger.run_id == "2000001"
+    assert journal.last() == Submission("k/S1", 1, "hoa-token-a1", "2000001", "micro_batch")
+
+
+def test_a_run_its_micro_batch_refused_fails_as_not_submitted() -> None:
+    entry = {"sample_id": "S1", "request": REQUEST, "idempotency_key": "k/S1"}
+    context = Context()
+    event = {"status": "not_submitted", "reason": "ValidationException", "message": "bad parameter"}
+    with pytest.raises(AirflowFailException, match="its micro batch did not submit it: ValidationException"):
+        operator(entry, deferrable=True).submitted_in_micro_batch(context, event)  # type: ignore[arg-type]
