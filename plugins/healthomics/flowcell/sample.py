@@ -148,6 +148,9 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
         batch_run = sample.get("batch_run") or sample.get("existing_run")
         key = str(sample.get("idempotency_key") or sample["sample_id"])
         last = last_submission(journal, key, int(context["ti"].try_number), batch_run, sample.get("submission_failure"))
+        max_tries = getattr(context["ti"], "max_tries", None)
+        if last is not None and max_tries is not None and last.ended_at_max_tries == max_tries:
+            self._fail_again(context, last)
         if last is None:
             # First execution: the run batch owns attempt 1.
             if batch_run:
@@ -268,6 +271,17 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
         """Back from the wait for a StartRun turn: everything again from the journal."""
         return self.execute(context)
 
+    def _fail_again(self, context: Context, last: Submission) -> NoReturn:
+        """Airflow retried a task that had failed for good without anyone clearing it: with a
+        deferral resumed at once, a stale executor event can mark the resumed try for retry
+        (apache/airflow#72716). No new paid attempt: the same failure again."""
+        message = "it failed for good on an earlier try of this task; clear the task to run it again"
+        self.log.warning("Sample %s: retried although %s", self.sample["sample_id"], message)
+        run = self._current_run(last.external_id)
+        if run is None:
+            self.run_failed(context, {"status": "NOT_SUBMITTED", "attempt": last.attempt}, message)
+        self.run_failed(context, {**run_summary(run), "attempt": last.attempt}, message)
+
     def _current_run(self, run_id: str | None) -> dict[str, Any] | None:
         if not run_id:
             return None
@@ -332,6 +346,10 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
             "stopTime": run.get("stopTime"),
         }
         context["ti"].xcom_push(key=FAILURE_XCOM, value=failure)
+        journal = SubmissionJournal(context, STATE_KEY)
+        last, max_tries = journal.last(), getattr(context["ti"], "max_tries", None)
+        if last is not None and isinstance(max_tries, int):
+            journal.record(replace(last, ended_at_max_tries=max_tries))
         error: Exception
         if failure["status"] == "NOT_SUBMITTED":
             error = HealthOmicsSubmissionError(f"Sample {self.sample['sample_id']}: {message}")

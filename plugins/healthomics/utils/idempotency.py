@@ -88,6 +88,9 @@ class Submission:
     :param via: how the attempt was submitted when not by its own call: ``"micro_batch"`` (the
         ``requestId`` is then its run setting's id in a micro batch, see
         :mod:`healthomics.triggers.micro_batch`); a repeat must look there, never call StartRun.
+    :param ended_at_max_tries: the task instance's ``max_tries`` when the attempt failed the task
+        for good. A clear raises ``max_tries``; a later try under the same value is Airflow
+        retrying a task that failed for good, which pays for no new attempt.
     """
 
     key: str
@@ -95,10 +98,12 @@ class Submission:
     request_id: str | None = None
     external_id: str | None = None
     via: str | None = None
+    ended_at_max_tries: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         recorded = {"key": self.key, "attempt": self.attempt, "requestId": self.request_id}
-        return {**recorded, "externalId": self.external_id, **({"via": self.via} if self.via else {})}
+        optional = {"via": self.via, "endedAtMaxTries": self.ended_at_max_tries}
+        return {**recorded, "externalId": self.external_id, **{k: v for k, v in optional.items() if v is not None}}
 
     @classmethod
     def from_json(cls, value: Any) -> Submission | None:
@@ -106,7 +111,15 @@ class Submission:
         if not isinstance(value, dict) or not isinstance(value.get("attempt"), int) or value["attempt"] < 1:
             return None
         key, attempt = str(value.get("key") or ""), value["attempt"]
-        return cls(key, attempt, value.get("requestId"), value.get("externalId"), value.get("via"))
+        ended = value.get("endedAtMaxTries")
+        return cls(
+            key,
+            attempt,
+            value.get("requestId"),
+            value.get("externalId"),
+            value.get("via"),
+            ended if isinstance(ended, int) else None,
+        )
 
 
 class SubmissionJournal:

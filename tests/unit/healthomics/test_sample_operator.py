@@ -205,3 +205,49 @@ def test_a_run_its_micro_batch_refused_fails_as_not_submitted() -> None:
     event = {"status": "not_submitted", "reason": "ValidationException", "message": "bad parameter"}
     with pytest.raises(AirflowFailException, match="its micro batch did not submit it: ValidationException"):
         operator(entry, deferrable=True).submitted_in_micro_batch(context, event)  # type: ignore[arg-type]
+
+
+# A task that failed for good is retried by Airflow only through a race (a stale executor event after a
+# deferral resumed at once, apache/airflow#72716): that pays for nothing; a clear (max_tries raised) does.
+
+
+class FailedRunHook(JournalingThrottledHook):
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        return {"id": run_id, "status": "FAILED", "failureReason": "SERVICE_ERROR", "statusMessage": "boom"}
+
+
+class SecondTry(PushingTry):
+    try_number = 2
+
+    def __init__(self, max_tries: int) -> None:
+        super().__init__()
+        self.max_tries = max_tries
+
+
+def test_a_retry_of_a_task_that_failed_for_good_fails_again_and_a_clear_starts_the_next_attempt() -> None:
+    entry = {"sample_id": "S1", "request": REQUEST, "idempotency_key": "k/S1", "batch_run": {"id": "1000001"}}
+    store = TaskStateStore()
+    SubmissionJournal({"task_state_store": store}, STATE_KEY).record(
+        Submission("k/S1", 1, None, "1000001", ended_at_max_tries=2)
+    )
+    task = operator(entry, deferrable=True)
+    task.__dict__["hook"] = hook = FailedRunHook()
+    with pytest.raises(AirflowFailException, match="1000001 ended FAILED"):
+        task.execute({"ti": SecondTry(max_tries=2), "task_state_store": store})  # type: ignore[arg-type]
+    assert hook.starts == 0
+
+    cleared = operator(entry, deferrable=True)
+    cleared.__dict__["hook"] = hook
+    with pytest.raises(TaskDeferred):  # attempt 2 throttled here: into a micro batch
+        cleared.execute({"ti": SecondTry(max_tries=3), "task_state_store": store})  # type: ignore[arg-type]
+    assert hook.starts == 1
+    assert SubmissionJournal({"task_state_store": store}, STATE_KEY).last().attempt == 2  # type: ignore[union-attr]
+
+
+def test_failing_for_good_records_the_max_tries_it_failed_under() -> None:
+    context = {"ti": SecondTry(max_tries=4), "task_state_store": TaskStateStore()}
+    journal = SubmissionJournal(context, STATE_KEY)
+    journal.record(Submission("k/S1", 1, "req-1", "1000001"))
+    with pytest.raises(AirflowFailException):
+        operator({"sample_id": "S1"}).run_failed(context, {"id": "1000001", "status": "FAILED"}, None)  # type: ignore[arg-type]
+    assert journal.last() == Submission("k/S1", 1, "req-1", "1000001", ended_at_max_tries=4)
