@@ -168,20 +168,23 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
                     {"status": "NOT_SUBMITTED", "failureReason": failure.get("reason")},
                     f"the run batch did not submit it: {failure.get('reason')}: {failure.get('message')}",
                 )
-            first_attempt = 1
+            first_attempt, sent_before = 1, None
         else:
             run = self._current_run(last.external_id)
             if run is not None and run["status"] not in RUN_FAILURE_STATES:
                 self.log.info("Sample %s: resuming with run %s (%s)", sample["sample_id"], run["id"], run["status"])
                 return self._follow(context, run, last.attempt, run.get("batchId"))
-            if last.via == VIA_MICRO_BATCH and not last.external_id:
+            if last.via == VIA_MICRO_BATCH and not last.external_id and last.ended_at_max_tries is None:
                 # Its run went in a micro batch: found there again, never started a second time by StartRun.
                 start = self._start_fields(context)
                 self._submit_in_micro_batch(context, start["idempotency_key"], self._request(context, start), last)
-            # A submit whose outcome was never recorded (the worker died) is repeated as is: same
-            # requestId, same run. Anything else that ended without a usable run moves on.
-            crashed_mid_submit = not last.external_id and last.request_id
+            # A StartRun whose outcome was never recorded (the worker died) is repeated as is: same
+            # requestId, same run. Anything else that ended without a usable run (a micro batch's
+            # refusal that a person cleared included) moves on.
+            crashed_mid_submit = not last.external_id and last.request_id and last.via is None
             first_attempt = last.attempt if crashed_mid_submit else last.attempt + 1
+            # An earlier try may have started this attempt's run: a micro batch could start another.
+            sent_before = last.attempt if crashed_mid_submit else None
 
         # Start (or find again) the run of this attempt; a repeat gets the same run back.
         start = self._start_fields(context)
@@ -196,7 +199,7 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
             )
         except ClientError as err:
             if is_throttling(err) and self.deferrable:
-                self._wait_for_quota(context, start["idempotency_key"], request)
+                self._wait_for_quota(context, start["idempotency_key"], request, sent_before)
             if not is_refusal(err):
                 raise  # 5xx, a lost connection (or throttling, not deferrable): the task's retries
             # Refused as asked: the same request would be refused again, so no retry.
@@ -211,15 +214,19 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
         """The StartRun request of the sample's run, with the task's provenance tags."""
         return {**start["request"], "tags": {**start["request"].get("tags", {}), **provenance_tags(context)}}
 
-    def _wait_for_quota(self, context: Context, key: str, request: dict[str, Any]) -> NoReturn:
+    def _wait_for_quota(self, context: Context, key: str, request: dict[str, Any], sent_before: int | None) -> NoReturn:
         """StartRun stayed throttled (the account's StartRun quota is 0.1-1 per second, and a
         submitting run batch takes all of it): submit the run in the triggerer's next micro batch,
         or, where a batch cannot run it (Ready2Run, no task state store to remember it went
-        there), wait for a turn, paced for every task of the triggerer, and submit again. Never a
-        failure: the journal's record of the attempt keeps its requestId."""
+        there, an attempt an earlier try may have started with StartRun), wait for a turn, paced
+        for every task of the triggerer, and submit again. Never a failure: the journal's record
+        of the attempt keeps its requestId.
+
+        :param sent_before: the attempt an earlier try sent with StartRun without learning the outcome.
+        """
         journal = SubmissionJournal(context, STATE_KEY)
         last = journal.last(key)
-        if journal.keeps_records and last is not None and last.request_id:
+        if journal.keeps_records and last is not None and last.request_id and last.attempt != sent_before:
             self._submit_in_micro_batch(context, key, request, last)
         self.log.warning("Sample %s: StartRun throttled; waiting for a turn", self.sample["sample_id"])
         self.defer(
@@ -265,6 +272,8 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
         run = dict(event["run"])
         if last is not None:
             journal.record(replace(last, external_id=run["id"]))
+        # Its wait joins the account-wide poll of the runs started one by one, not one poll per
+        # micro batch (a flowcell's later stages make many small ones).
         return self._follow(context, run, attempt, None)
 
     def start_after_throttling(self, context: Context, event: Any = None) -> dict[str, Any]:

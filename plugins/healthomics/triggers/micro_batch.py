@@ -60,6 +60,7 @@ class _Member:
     batch_id: str | None = None  # the batch it went out in
     missing: int = 0  # polls since its batch submitted, without it listed
     cancel: bool = False  # its task was killed: cancel the run once it exists
+    triggers: int = 0  # triggers waiting for it (a moved trigger may overlap its successor)
 
 
 @dataclass
@@ -70,6 +71,8 @@ class MicroBatcher:
     waiting: dict[str, _Member] = field(default_factory=dict)  # run setting id -> member, not resolved
     own: set[str] = field(default_factory=set)  # batches this batcher submitted
     listed: set[str] = field(default_factory=set)  # other batches of the group, read to their end
+    sent: dict[str, str] = field(default_factory=dict)  # run setting id -> own batch it went out in
+    entries: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # id -> (batch, entry) read
     failures: Counter[str] = field(default_factory=Counter)  # run setting id -> batches that failed it
     in_flight: list[dict[str, Any]] | None = None  # a batch request to repeat as is (its answer was lost)
     worker: asyncio.Task[None] | None = None
@@ -97,16 +100,23 @@ class MicroBatcher:
         member = self.waiting.get(setting_id)
         if member is None or member.future.done():
             member = self.waiting[setting_id] = _Member(setting, asyncio.get_running_loop().create_future())
+            # Asked again (a retry whose worker died before it recorded the run): what this batcher
+            # already sent or read answers it, never a second batch.
+            member.batch_id = self.sent.get(setting_id)
+            if setting_id in self.entries:
+                self._settle(member, *self.entries[setting_id])
         member.cancel = False
-        if self.worker is None or self.worker.done():
+        member.triggers += 1
+        if not member.future.done() and (self.worker is None or self.worker.done()):
             self.worker = asyncio.get_running_loop().create_task(self._work())
         try:
             return await asyncio.shield(member.future)
         except asyncio.CancelledError:
             # The trigger went away (a kill, a triggerer shutting down): a run not yet in a batch is
             # not submitted; one already in a batch is found again when the task asks again.
+            member.triggers -= 1
             sent = member.batch_id is not None or any(s["runSettingId"] == setting_id for s in self.in_flight or [])
-            if not sent and not member.future.done() and self.waiting.get(setting_id) is member:
+            if not sent and not member.triggers and self.waiting.get(setting_id) is member and not member.future.done():
                 del self.waiting[setting_id]
             raise
 
@@ -119,18 +129,32 @@ class MicroBatcher:
     # -- the group's loop ----------------------------------------------------------------
 
     async def _work(self) -> None:
-        hook = HealthOmicsBaseTrigger.hook_from(self.kwargs)
+        """Rounds every poll interval while runs wait. API errors (throttling, 5xx, a lost connection,
+        credentials) wait for the next round; anything else fails every waiting trigger, loudly."""
         delay = self.interval
-        async with await hook.get_async_conn() as client:
-            while self.waiting:
+        hook = HealthOmicsBaseTrigger.hook_from(self.kwargs)
+        try:
+            while True:
+                if not self.waiting:
+                    # Decided with no await after it: a run that comes now starts a new loop.
+                    self.worker = None
+                    return
                 await asyncio.sleep(delay)
                 try:
-                    await self._round(client)
-                except (ClientError, BotoCoreError) as err:  # throttled, 5xx, a lost connection: next round
+                    async with await hook.get_async_conn() as client:
+                        await self._round(client)
+                except (ClientError, BotoCoreError) as err:
                     delay = backoff(delay, self.interval)
                     hook.log.warning("Micro batch %s: %s; next round in %.0fs", self.kwargs["batch_name"], err, delay)
                 else:
                     delay = self.interval
+        except Exception as err:
+            hook.log.exception("Micro batch %s failed", self.kwargs["batch_name"])
+            for member in list(self.waiting.values()):
+                if not member.future.done():
+                    member.future.set_exception(RuntimeError(f"micro batch {self.kwargs['batch_name']}: {err!r}"))
+            self.waiting.clear()
+            self.worker = None
 
     async def _round(self, client: Any) -> None:
         unsent = [m for m in self.waiting.values() if m.batch_id is None]
@@ -158,6 +182,8 @@ class MicroBatcher:
                     member = self.waiting.get(entry.get("runSettingId", ""))
                     if member is not None and member.batch_id is None:
                         self._settle(member, item["id"], entry)
+                    elif member is None and entry.get("runId"):
+                        self.entries[entry.get("runSettingId", "")] = (item["id"], entry)
                 if done:
                     self.listed.add(item["id"])
                 else:
@@ -205,6 +231,7 @@ class MicroBatcher:
         self.in_flight = None
         self.own.add(batch["id"])
         for setting in settings:
+            self.sent[setting["runSettingId"]] = batch["id"]
             member = self.waiting.get(setting["runSettingId"])
             if member is not None and member.batch_id is None:
                 member.batch_id = batch["id"]
@@ -250,9 +277,11 @@ class MicroBatcher:
                 return
 
     def _settle(self, member: _Member, batch_id: str, entry: dict[str, Any]) -> None:
-        """What one ListRunsInBatch entry says about a waiting run."""
-        status = entry.get("submissionStatus")
-        if status == "SUCCESS" and entry.get("runId"):
+        """What one ListRunsInBatch entry says about a waiting run. Any entry with a run id is that
+        run (cancelled or deleted since, its wait will say so); a failed submission is retried
+        when the service could not submit it for now, else reported."""
+        if entry.get("runId"):
+            self.entries[member.setting["runSettingId"]] = (batch_id, entry)
             run: dict[str, Any] = {
                 "id": entry["runId"],
                 "batchId": batch_id,
@@ -263,12 +292,12 @@ class MicroBatcher:
             if entry.get("runArn"):
                 run["arn"] = entry["runArn"]
             self._finish(member, {"status": "submitted", "run": run})
-        elif status == "FAILED":
-            reason = str(entry.get("submissionFailureReason") or "SUBMISSION_FAILED")
-            if reason in RETRYABLE_SUBMISSION_FAILURES:
-                self._again(member)
-            else:
-                self._finish(member, not_submitted(reason, str(entry.get("submissionFailureMessage") or "")))
+            return
+        reason = str(entry.get("submissionFailureReason") or entry.get("submissionStatus") or "SUBMISSION_FAILED")
+        if reason in RETRYABLE_SUBMISSION_FAILURES:
+            self._again(member)
+        else:
+            self._finish(member, not_submitted(reason, str(entry.get("submissionFailureMessage") or "")))
 
     def _again(self, member: _Member) -> None:
         """Into a later batch: the service could not submit it this time."""

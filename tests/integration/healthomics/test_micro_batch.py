@@ -137,6 +137,26 @@ def test_after_a_restart_runs_of_a_batch_still_submitting_are_taken_from_it_not_
     assert len(first_batch) == 1 and first_batch.isdisjoint({e["run"]["batchId"] for e in events[10:]})
 
 
+def test_a_run_asked_for_again_in_the_same_triggerer_is_answered_from_its_batch(
+    airflow_env: dict[str, str], emulator: EmulatorAdmin, omics: Any, workflow: dict[str, Any], bucket: str
+) -> None:
+    """The trigger fired, the worker died before it recorded the run, the retry defers again to
+    the same triggerer: the batcher answers from the batch it sent, and sends nothing."""
+
+    async def main() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with time_moving(emulator):
+            first = await first_event(trigger(workflow["id"], bucket, "S000"))
+            again = await first_event(trigger(workflow["id"], bucket, "S000"))
+        return first, again
+
+    first, again = asyncio.run(main())
+
+    assert first["status"] == again["status"] == "submitted"
+    assert first["run"]["id"] == again["run"]["id"]
+    assert emulator.calls("StartRunBatch") == 1
+    assert len(runs_named(omics, "S000")) == 1
+
+
 def test_a_refused_batch_fails_each_of_its_runs_with_the_reason(
     airflow_env: dict[str, str], emulator: EmulatorAdmin, omics: Any, bucket: str
 ) -> None:

@@ -251,3 +251,40 @@ def test_failing_for_good_records_the_max_tries_it_failed_under() -> None:
     with pytest.raises(AirflowFailException):
         operator({"sample_id": "S1"}).run_failed(context, {"id": "1000001", "status": "FAILED"}, None)  # type: ignore[arg-type]
     assert journal.last() == Submission("k/S1", 1, "req-1", "1000001", ended_at_max_tries=4)
+
+
+class RecordingHook(JournalingThrottledHook):
+    def __init__(self) -> None:
+        super().__init__()
+        self.first_attempts: list[int] = []
+
+    def start_run_idempotently(self, request: dict[str, Any], key: str, **kwargs: Any) -> Any:
+        self.first_attempts.append(kwargs["first_attempt"])
+        return super().start_run_idempotently(request, key, **kwargs)
+
+
+def test_an_attempt_an_earlier_try_may_have_started_never_goes_in_a_micro_batch() -> None:
+    """The worker died after a StartRun whose answer never came: the run may exist, and a batch
+    does not know StartRun's requestId. Throttled now, the task waits for a turn and repeats it."""
+    entry = {"sample_id": "S1", "request": REQUEST, "idempotency_key": "k/S1"}
+    store = TaskStateStore()
+    SubmissionJournal({"task_state_store": store}, STATE_KEY).record(Submission("k/S1", 1, "hoa-token-a1"))
+    task = operator(entry, deferrable=True)
+    task.__dict__["hook"] = hook = RecordingHook()
+    with pytest.raises(TaskDeferred) as deferred:
+        task.execute({"ti": SecondTry(max_tries=2), "task_state_store": store})  # type: ignore[arg-type]
+    assert isinstance(deferred.value.trigger, HealthOmicsStartTurnTrigger)
+    assert hook.first_attempts == [1]
+
+
+def test_a_clear_after_a_micro_batch_refused_the_run_starts_the_next_attempt() -> None:
+    entry = {"sample_id": "S1", "request": REQUEST, "idempotency_key": "k/S1"}
+    store = TaskStateStore()
+    refused = Submission("k/S1", 1, "hoa-token-a1", None, "micro_batch", ended_at_max_tries=2)
+    SubmissionJournal({"task_state_store": store}, STATE_KEY).record(refused)
+    task = operator(entry, deferrable=True)
+    task.__dict__["hook"] = hook = RecordingHook()
+    with pytest.raises(TaskDeferred) as deferred:
+        task.execute({"ti": SecondTry(max_tries=3), "task_state_store": store})  # type: ignore[arg-type]
+    assert hook.first_attempts == [2]
+    assert deferred.value.trigger.run_setting["runSettingId"] == "hoa-token-a2"
