@@ -23,6 +23,7 @@ triggerer only after the dead one's heartbeat expired.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Hashable
@@ -64,6 +65,15 @@ class _Member:
 
 
 @dataclass
+class _Check:
+    """When one of a batcher's batches is looked at next, and what it had submitted then."""
+
+    attempted: int = 0  # runs submitted or refused at the last look
+    delay: float = 0.0  # the current wait between looks (0: every round)
+    due: float = 0.0  # event loop time of the next look
+
+
+@dataclass
 class MicroBatcher:
     """The waiting runs of one group in one event loop, and the one loop that submits them."""
 
@@ -73,6 +83,7 @@ class MicroBatcher:
     listed: set[str] = field(default_factory=set)  # other batches of the group, read to their end
     sent: dict[str, str] = field(default_factory=dict)  # run setting id -> own batch it went out in
     entries: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # id -> (batch, entry) read
+    checks: dict[str, _Check] = field(default_factory=dict)  # own batch id -> when to look at it next
     failures: Counter[str] = field(default_factory=Counter)  # run setting id -> batches that failed it
     in_flight: list[dict[str, Any]] | None = None  # a batch request to repeat as is (its answer was lost)
     worker: asyncio.Task[None] | None = None
@@ -134,20 +145,24 @@ class MicroBatcher:
         delay = self.interval
         hook = HealthOmicsBaseTrigger.hook_from(self.kwargs)
         try:
-            while True:
-                if not self.waiting:
-                    # Decided with no await after it: a run that comes now starts a new loop.
-                    self.worker = None
-                    return
-                await asyncio.sleep(delay)
-                try:
-                    async with await hook.get_async_conn() as client:
+            async with contextlib.AsyncExitStack() as clients:
+                client = None  # made at the first round, kept while the loop runs
+                while True:
+                    if not self.waiting:
+                        # Decided with no await before it: a run that comes now starts a new loop.
+                        self.worker = None
+                        return
+                    await asyncio.sleep(delay)
+                    try:
+                        if client is None:
+                            client = await clients.enter_async_context(await hook.get_async_conn())
                         await self._round(client)
-                except (ClientError, BotoCoreError) as err:
-                    delay = backoff(delay, self.interval)
-                    hook.log.warning("Micro batch %s: %s; next round in %.0fs", self.kwargs["batch_name"], err, delay)
-                else:
-                    delay = self.interval
+                    except (ClientError, BotoCoreError) as err:
+                        delay = backoff(delay, self.interval)
+                        name = self.kwargs["batch_name"]
+                        hook.log.warning("Micro batch %s: %s; next round in %.0fs", name, err, delay)
+                    else:
+                        delay = self.interval
         except Exception as err:
             hook.log.exception("Micro batch %s failed", self.kwargs["batch_name"])
             for member in list(self.waiting.values()):
@@ -237,17 +252,35 @@ class MicroBatcher:
                 member.batch_id = batch["id"]
 
     async def _resolve(self, client: Any, batch_id: str) -> None:
-        """Hand each run of one of its batches that the service submitted (or refused) to its trigger."""
-        members = {sid: m for sid, m in self.waiting.items() if m.batch_id == batch_id}
-        async for entry in self._entries(client, batch_id):
-            member = members.pop(entry.get("runSettingId", ""), None)
-            if member is not None:
-                self._settle(member, batch_id, entry)
-        if not members:
+        """Hand each run of one of its batches that the service submitted (or refused) to its trigger.
+
+        GetBatch says whether any run was submitted since the last look; only then are the
+        batch's runs listed. A batch waiting its turn behind others is looked at less and less
+        often (doubling, up to 16 poll intervals) until it moves: queued batches cost a few calls,
+        not two a round each.
+        """
+        now = asyncio.get_running_loop().time()
+        check = self.checks.setdefault(batch_id, _Check())
+        if now < check.due:
             return
         batch = await client.get_batch(batchId=batch_id)
+        summary = batch.get("submissionSummary") or {}
+        attempted = int(summary.get("successfulStartSubmissionCount") or 0) + int(
+            summary.get("failedStartSubmissionCount") or 0
+        )
         status = batch.get("status")
-        if status not in BATCH_SUBMISSION_DONE_STATES:
+        done = status in BATCH_SUBMISSION_DONE_STATES
+        members = {sid: m for sid, m in self.waiting.items() if m.batch_id == batch_id}
+        if attempted > check.attempted or done:
+            check.attempted, check.delay, check.due = attempted, 0.0, now
+            async for entry in self._entries(client, batch_id):
+                member = members.pop(entry.get("runSettingId", ""), None)
+                if member is not None:
+                    self._settle(member, batch_id, entry)
+        else:
+            check.delay = backoff(check.delay, self.interval)
+            check.due = now + check.delay
+        if not members or not done:
             return  # still submitting: the rest come later
         for setting_id, member in members.items():
             if status == "FAILED" and "transient" in str(batch.get("failureReason", "")).lower():
