@@ -30,7 +30,6 @@ import os
 import statistics
 from collections import Counter
 from collections.abc import Callable
-from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,8 +156,9 @@ class Driver:
             run_setting=setting,
             poll_interval=self.poll_seconds / self.scale,
         )
-        async with aclosing(trigger.run()) as events:
-            event = (await anext(events)).payload
+        event: dict[str, Any] = {}
+        async for fired in trigger.run():  # one event, then the trigger ends
+            event = dict(fired.payload)
         if event["status"] != "submitted":
             raise RuntimeError(f"{sample} {stage} not submitted: {event}")
         self.pipeline.runs[(sample, stage)] = event["run"]["id"]
