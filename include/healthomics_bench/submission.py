@@ -13,7 +13,8 @@ with the same three-stage pipeline (stage 1 as one run batch, as the DAG submits
   (chunks of 100), whose run ids are read once it has submitted (GetBatch, ListRunsInBatch).
 * ``shipped``: what the stage tasks do: one StartRun; a throttled one goes in a micro batch through
   the package's own trigger (:class:`~healthomics.triggers.micro_batch.HealthOmicsMicroBatchTrigger`),
-  its calls counted by the emulator.
+  its calls counted by the emulator; in a flowcell of ``[healthomics] micro_batch_min_samples`` or
+  more, straight in the micro batch without the StartRun.
 
 No Airflow: a driver stands in for the stage tasks, so the figures are the AWS side of each way
 (calls, 429s, how long a ready sample waits for its run, the makespan) at 1x time: every wait of
@@ -35,6 +36,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from healthomics.settings import micro_batch_min_samples
 from healthomics.triggers.base import backoff
 from healthomics.triggers.micro_batch import HealthOmicsMicroBatchTrigger
 from healthomics.triggers.quota import StartPacer
@@ -59,6 +61,7 @@ class Pipeline:
     stages: list[str]
     workflows: dict[str, str]
     flowcell_id: str
+    samples: int
     runs: dict[tuple[str, str], str] = field(default_factory=dict)  # (sample, stage) -> run id
     ready: dict[tuple[str, str], float] = field(default_factory=dict)  # (sample, stage) -> emulated time
     done: set[str] = field(default_factory=set)  # samples whose last stage COMPLETED
@@ -113,7 +116,10 @@ class Driver:
         if self.strategy == "microbatch":
             self.ready_queue.append((sample, stage))
         else:
-            task = asyncio.ensure_future(self.start_run(sample, stage))
+            straight = self.strategy == "shipped" and 0 < micro_batch_min_samples() <= self.pipeline.samples
+            task = asyncio.ensure_future(
+                self.submit_in_micro_batch(sample, stage) if straight else self.start_run(sample, stage)
+            )
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
 
@@ -296,7 +302,7 @@ def measure(strategy: str, samples: int, stack: LocalAWS, scale: float, poll_sec
     flowcell_id = f"FC-SUBMIT-{samples:05d}"
     sample_ids = put_inputs(s3, flowcell_id, samples)
     workflows, _ = pipeline_workflows(omics)
-    pipeline = Pipeline(stages=list(workflows), workflows=workflows, flowcell_id=flowcell_id)
+    pipeline = Pipeline(stages=list(workflows), workflows=workflows, flowcell_id=flowcell_id, samples=samples)
     driver = Driver(strategy, stack, pipeline, scale, poll_seconds)
     started = driver.admin.now()
     before = driver.admin.counters()["operations"]

@@ -134,6 +134,14 @@ OPTIONS: dict[str, Option] = {
         default="0.1",
         type="float",
     ),
+    "micro_batch_min_samples": Option(
+        "Flowcells with at least this many samples submit their later pipeline stages (PRIVATE workflows) "
+        "straight in micro batches, without a first StartRun: at that size the stages become ready faster "
+        "than the StartRun quota starts them, and nearly every first StartRun is throttled (docs/pipelines.md). "
+        "0: always try StartRun first.",
+        default="100",
+        type="integer",
+    ),
     "price_source": Option(
         "Where run cost estimates take HealthOmics list prices from: price_list_api (the AWS Price List API, "
         "needs pricing:GetProducts; the shipped table when it cannot be reached) or shipped (the table in the "
@@ -175,6 +183,10 @@ def pipeline_stages() -> int:
 
 def start_run_tps() -> float:
     return _number("start_run_tps")
+
+
+def micro_batch_min_samples() -> int:
+    return int(_number("micro_batch_min_samples"))
 
 
 def manifest_visibility_seconds() -> int:

@@ -166,6 +166,31 @@ def test_a_throttled_stage_start_goes_in_a_micro_batch_and_starts_once(
     assert operations["StartRun"]["calls"] == len(later) - 5 + 5 + 1  # the others, the throttled, QC
 
 
+def test_a_large_flowcells_later_stages_go_straight_to_micro_batches(
+    pipeline_dag: Any,
+    lab: dict[str, Any],
+    stage_workflows: dict[str, str],
+    realtime: EmulatorAdmin,
+    omics: Any,
+    s3: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At [healthomics] micro_batch_min_samples samples, every later stage's run goes in a micro
+    batch without a StartRun first: the only StartRun is QC's."""
+    monkeypatch.setenv("AIRFLOW__HEALTHOMICS__MICRO_BATCH_MIN_SAMPLES", str(len(SAMPLES)))
+    realtime.reset_counters()
+    uri = upload(s3, lab, pipeline_manifest(lab, stage_workflows), name=f"{FLOWCELL}.json")
+    assert run_dag(pipeline_dag, run_conf=conf(lab, uri))["dag_run"] == DagRunState.SUCCESS
+
+    runs = stage_runs(omics)
+    assert all(run["status"] == "COMPLETED" for run in runs.values())
+    for (sample, stage), run in runs.items():
+        if stage != STAGES[0]:
+            assert omics.get_batch(batchId=run["batchId"])["name"] == f"{FLOWCELL}-{stage}"
+            assert run["tags"]["healthomics:attempt"] == "1" and run["tags"]["sample"] == sample
+    assert realtime.counters()["operations"]["StartRun"]["calls"] == 1  # QC
+
+
 def test_an_invalid_pipeline_is_refused_with_every_problem_and_starts_nothing(
     pipeline_dag: Any,
     lab: dict[str, Any],

@@ -143,6 +143,7 @@ def pipeline_inputs(
     started its first stage (``started_here``: then no earlier DAG run ran its later stages)."""
     pipeline = {
         "flowcell_id": manifest.flowcell_id,
+        "sample_count": len(manifest.samples),
         "defaults": manifest.defaults.model_dump(mode="json"),
         "stages": [stage.model_dump(mode="json") for stage in manifest.stages],
     }

@@ -27,7 +27,13 @@ from healthomics.operators.run import HealthOmicsRunWaitOperator
 from healthomics.triggers.base import connection_kwargs, may_end_from_trigger
 from healthomics.triggers.micro_batch import HealthOmicsMicroBatchTrigger
 from healthomics.triggers.quota import HealthOmicsStartTurnTrigger
-from healthomics.utils.idempotency import Submission, SubmissionJournal, attempt_tags, provenance_tags
+from healthomics.utils.idempotency import (
+    Submission,
+    SubmissionJournal,
+    attempt_tags,
+    provenance_tags,
+    run_request_id,
+)
 from healthomics.utils.service_model import as_batch_run
 from healthomics.utils.text import cut
 
@@ -189,6 +195,8 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
         # Start (or find again) the run of this attempt; a repeat gets the same run back.
         start = self._start_fields(context)
         request = self._request(context, start)
+        if sent_before is None and self.micro_batch_first():
+            self._submit_straight_in_micro_batch(context, start["idempotency_key"], request, first_attempt)
         try:
             run, attempt = self.hook.start_run_idempotently(
                 request,
@@ -234,6 +242,23 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
             method_name="start_after_throttling",
         )
 
+    def micro_batch_first(self) -> bool:
+        """Whether the run goes in a micro batch without a first StartRun (a large flowcell's later
+        stages, see :class:`~healthomics.flowcell.stage.HealthOmicsStageRunOperator`)."""
+        return False
+
+    def _submit_straight_in_micro_batch(
+        self, context: Context, key: str, request: dict[str, Any], attempt: int
+    ) -> None:
+        """Submit ``attempt`` in a micro batch, recording its requestId first as StartRun would; returns
+        only where no batch can run it (not deferrable, no task state store, Ready2Run)."""
+        journal = SubmissionJournal(context, STATE_KEY)
+        if not (self.deferrable and journal.keeps_records):
+            return
+        submission = Submission(key, attempt, run_request_id(key, request, attempt))
+        journal.record(submission)
+        self._submit_in_micro_batch(context, key, request, submission)
+
     def _submit_in_micro_batch(self, context: Context, key: str, request: dict[str, Any], last: Submission) -> None:
         """Defer to the micro batch trigger with the attempt's run (its run setting id is the attempt's
         requestId, recorded first); returns only if no batch can run the request."""
@@ -243,7 +268,7 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
             return
         default, setting = split
         SubmissionJournal(context, STATE_KEY).record(replace(last, via=VIA_MICRO_BATCH))
-        self.log.warning("Sample %s: StartRun throttled; submitting in the next micro batch", self.sample["sample_id"])
+        self.log.warning("Sample %s: submitting in the next micro batch", self.sample["sample_id"])
         self.defer(
             trigger=HealthOmicsMicroBatchTrigger(
                 batch_name=micro_batch_name(request),

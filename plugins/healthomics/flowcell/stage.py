@@ -9,6 +9,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSki
 from airflow.sdk.bases.skipmixin import SkipMixin
 from airflow.sdk.exceptions import DownstreamTasksSkipped
 
+from healthomics import settings
 from healthomics.flowcell.plan import stage_key, stage_request, stage_run_name
 from healthomics.flowcell.sample import STATE_KEY, HealthOmicsSampleRunOperator
 from healthomics.flowcell.task_ids import ENTRIES_TASK, PIPELINE_XCOM, stage_inputs_xcom, stage_task_id
@@ -110,6 +111,14 @@ class HealthOmicsStageRunOperator(HealthOmicsSampleRunOperator, SkipMixin):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | str | None = None) -> dict[str, Any]:
         return self._finish(context, super().execute_complete(context, event))
+
+    def micro_batch_first(self) -> bool:
+        """A later stage of a flowcell of ``[healthomics] micro_batch_min_samples`` or more goes in a
+        micro batch at once: at that size nearly every first StartRun would be throttled."""
+        threshold = settings.micro_batch_min_samples()
+        if self.stage_number == 1 or not threshold:
+            return False
+        return int(self._pipeline.get("sample_count") or 0) >= threshold
 
     def submitted_in_micro_batch(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         return self._finish(context, super().submitted_in_micro_batch(context, event))

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from healthomics.cost.estimate import RunCost, run_cost
 from healthomics.cost.prices import PriceTable
 from healthomics.exceptions import HealthOmicsRunFailedError
-from healthomics.utils.idempotency import Submission, SubmissionJournal, attempt_tags, request_id
+from healthomics.utils.idempotency import Submission, SubmissionJournal, attempt_tags, request_id, run_request_id
 
 if TYPE_CHECKING:
     from mypy_boto3_omics.client import OmicsClient
@@ -260,7 +260,7 @@ class HealthOmicsHook(AwsBaseHook):
         return self._submit_idempotently(
             kind="run",
             idempotency_key=idempotency_key,
-            identity={k: v for k, v in request.items() if k != "tags"},
+            token=lambda attempt: run_request_id(idempotency_key, request, attempt),
             submit=submit,
             describe=describe,
             find=lambda tags: next(iter(self.find_runs(request["name"], tags)), None) if request.get("name") else None,
@@ -275,7 +275,7 @@ class HealthOmicsHook(AwsBaseHook):
         *,
         kind: str,
         idempotency_key: str,
-        identity: dict[str, Any],
+        token: Callable[[int], str],
         submit: Callable[[str, dict[str, str]], dict[str, Any]],
         describe: Callable[[dict[str, Any]], dict[str, Any]],
         find: Callable[[dict[str, str]], dict[str, Any] | None],
@@ -294,12 +294,12 @@ class HealthOmicsHook(AwsBaseHook):
         """
         attempt = max(1, first_attempt)
         while attempt <= max_attempts:
-            token = request_id(idempotency_key, identity, attempt)
+            request_token = token(attempt)
             if journal is not None:
-                journal.record(Submission(idempotency_key, attempt, token))
+                journal.record(Submission(idempotency_key, attempt, request_token))
             tags = attempt_tags(idempotency_key, attempt)
             try:
-                resource = describe(submit(token, tags))
+                resource = describe(submit(request_token, tags))
             except ClientError as err:
                 if error_code(err) != "ConflictException":
                     raise
@@ -308,7 +308,7 @@ class HealthOmicsHook(AwsBaseHook):
                     raise
                 resource = found
             if journal is not None:
-                journal.record(Submission(idempotency_key, attempt, token, str(resource["id"])))
+                journal.record(Submission(idempotency_key, attempt, request_token, str(resource["id"])))
             if usable(resource):
                 self.log.info("HealthOmics %s %s (attempt %d) is %s", kind, resource["id"], attempt, resource["status"])
                 return resource, attempt
@@ -521,7 +521,11 @@ class HealthOmicsHook(AwsBaseHook):
         return self._submit_idempotently(
             kind="run batch",
             idempotency_key=idempotency_key,
-            identity={"defaultRunSetting": default_run_setting, "runSettings": run_settings, "name": batch_name},
+            token=lambda attempt: request_id(
+                idempotency_key,
+                {"defaultRunSetting": default_run_setting, "runSettings": run_settings, "name": batch_name},
+                attempt,
+            ),
             submit=submit,
             describe=lambda started: self.get_batch(started["id"]),
             find=lambda tags: next(iter(self.find_batches(batch_name, tags)), None),

@@ -34,7 +34,13 @@ from airflow.triggers.base import TriggerEvent
 from botocore.exceptions import BotoCoreError, ClientError
 
 from healthomics.hooks.omics import BATCH_SUBMISSION_DONE_STATES, MAX_INLINE_RUN_SETTINGS, error_code, is_refusal
-from healthomics.triggers.base import HealthOmicsBaseTrigger, backoff, shielded, task_is_deferred
+from healthomics.triggers.base import (
+    MAX_BACKOFF_INTERVALS,
+    HealthOmicsBaseTrigger,
+    backoff,
+    shielded,
+    task_is_deferred,
+)
 from healthomics.utils.idempotency import fingerprint
 from healthomics.utils.text import cut
 
@@ -71,6 +77,7 @@ class _Check:
     attempted: int = 0  # runs submitted or refused at the last look
     delay: float = 0.0  # the current wait between looks (0: every round)
     due: float = 0.0  # event loop time of the next look
+    seen_at: float = 0.0  # event loop time of the last look
 
 
 @dataclass
@@ -257,7 +264,8 @@ class MicroBatcher:
         GetBatch says whether any run was submitted since the last look; only then are the
         batch's runs listed. A batch waiting its turn behind others is looked at less and less
         often (doubling, up to 16 poll intervals) until it moves: queued batches cost a few calls,
-        not two a round each.
+        not two a round each. A batch seen submitting is looked at next when, at the rate it went
+        since the last look, it will be done: a few looks per batch, not one a round.
         """
         now = asyncio.get_running_loop().time()
         check = self.checks.setdefault(batch_id, _Check())
@@ -272,14 +280,15 @@ class MicroBatcher:
         done = status in BATCH_SUBMISSION_DONE_STATES
         members = {sid: m for sid, m in self.waiting.items() if m.batch_id == batch_id}
         if attempted > check.attempted or done:
-            check.attempted, check.delay, check.due = attempted, 0.0, now
+            check.due = now + self._time_to_done(check, int(batch.get("totalRuns") or 0), attempted, now)
+            check.attempted, check.delay, check.seen_at = attempted, 0.0, now
             async for entry in self._entries(client, batch_id):
                 member = members.pop(entry.get("runSettingId", ""), None)
                 if member is not None:
                     self._settle(member, batch_id, entry)
         else:
             check.delay = backoff(check.delay, self.interval)
-            check.due = now + check.delay
+            check.due, check.seen_at = now + check.delay, now
         if not members or not done:
             return  # still submitting: the rest come later
         for setting_id, member in members.items():
@@ -296,6 +305,14 @@ class MicroBatcher:
                     self._finish(
                         member, not_submitted("MISSING", f"run setting {setting_id} is not in batch {batch_id}")
                     )
+
+    def _time_to_done(self, check: _Check, total: int, attempted: int, now: float) -> float:
+        """How long a submitting batch takes to submit the rest, at the rate seen since the last look
+        (0, look next round: no rate yet, e.g. it started submitting since; at most 16 intervals)."""
+        if not check.attempted or attempted >= total or now <= check.seen_at:
+            return 0.0
+        rate = (attempted - check.attempted) / (now - check.seen_at)
+        return min((total - attempted) / rate, self.interval * MAX_BACKOFF_INTERVALS)
 
     async def _entries(self, client: Any, batch_id: str) -> AsyncIterator[dict[str, Any]]:
         token: str | None = None

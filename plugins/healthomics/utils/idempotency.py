@@ -45,6 +45,12 @@ def request_id(idempotency_key: str, request: dict[str, Any], attempt: int = 1) 
     return f"hoa-{digest[:48]}-a{attempt}"
 
 
+def run_request_id(idempotency_key: str, request: dict[str, Any], attempt: int = 1) -> str:
+    """The ``requestId`` of attempt ``attempt`` of a StartRun ``request`` (its tags are not part of it:
+    provenance tags differ between tries of one submit)."""
+    return request_id(idempotency_key, {k: v for k, v in request.items() if k != "tags"}, attempt)
+
+
 def key_tag(idempotency_key: str) -> str:
     """Short, tag-safe form of an idempotency key."""
     return hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]

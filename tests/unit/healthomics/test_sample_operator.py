@@ -10,9 +10,10 @@ from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferr
 from botocore.exceptions import ClientError
 
 from healthomics.flowcell.sample import STATE_KEY, HealthOmicsSampleRunOperator, last_submission
+from healthomics.flowcell.stage import HealthOmicsStageRunOperator
 from healthomics.triggers.micro_batch import HealthOmicsMicroBatchTrigger
 from healthomics.triggers.quota import HealthOmicsStartTurnTrigger
-from healthomics.utils.idempotency import Submission, SubmissionJournal
+from healthomics.utils.idempotency import Submission, SubmissionJournal, run_request_id
 
 from .stores import TaskStateStore
 
@@ -288,3 +289,48 @@ def test_a_clear_after_a_micro_batch_refused_the_run_starts_the_next_attempt() -
         task.execute({"ti": SecondTry(max_tries=3), "task_state_store": store})  # type: ignore[arg-type]
     assert hook.first_attempts == [2]
     assert deferred.value.trigger.run_setting["runSettingId"] == "hoa-token-a2"
+
+
+# A large flowcell's later stages go in a micro batch without a first StartRun (nearly all would be throttled).
+
+
+class MicroBatchFirst(HealthOmicsSampleRunOperator):
+    def micro_batch_first(self) -> bool:
+        return True
+
+
+def test_a_run_sent_straight_to_a_micro_batch_records_its_request_id_and_calls_no_start_run() -> None:
+    entry = {"sample_id": "S1", "request": {**REQUEST, "tags": {"flowcell": "FC1"}}, "idempotency_key": "k/S1"}
+    task = MicroBatchFirst(task_id="sample", sample=entry, deferrable=True)
+    task.__dict__["hook"] = hook = RecordingHook()
+    context = Context()
+    with pytest.raises(TaskDeferred) as deferred:
+        task.execute(context)  # type: ignore[arg-type]
+    assert hook.first_attempts == []
+    # The requestId StartRun would have used (provenance tags are not part of it).
+    token = run_request_id("k/S1", REQUEST, 1)
+    assert deferred.value.trigger.run_setting["runSettingId"] == token
+    assert SubmissionJournal(context, STATE_KEY).last() == Submission("k/S1", 1, token, None, "micro_batch")
+
+
+def test_without_a_store_a_run_meant_for_a_micro_batch_tries_start_run() -> None:
+    task = MicroBatchFirst(task_id="sample", sample={"sample_id": "S1", "request": REQUEST, "idempotency_key": "k/S1"})
+    task.deferrable = True
+    task.__dict__["hook"] = hook = RecordingHook()
+    with pytest.raises(TaskDeferred) as deferred:
+        task.execute({"ti": PushingTry()})  # type: ignore[arg-type]
+    assert hook.first_attempts == [1]
+    assert isinstance(deferred.value.trigger, HealthOmicsStartTurnTrigger)
+
+
+@pytest.mark.parametrize(
+    ("stage_number", "samples", "threshold", "expected"),
+    [(2, 100, "100", True), (2, 99, "100", False), (1, 1000, "100", False), (3, 1000, "0", False)],
+)
+def test_later_stages_of_large_flowcells_go_to_micro_batches_first(
+    monkeypatch: pytest.MonkeyPatch, stage_number: int, samples: int, threshold: str, expected: bool
+) -> None:
+    monkeypatch.setenv("AIRFLOW__HEALTHOMICS__MICRO_BATCH_MIN_SAMPLES", threshold)
+    task = HealthOmicsStageRunOperator(task_id="stage", stage_number=stage_number, stage_slots=3, sample={})
+    task._pipeline = {"sample_count": samples}
+    assert task.micro_batch_first() is expected
