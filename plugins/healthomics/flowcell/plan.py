@@ -82,6 +82,12 @@ def run_name(flowcell_id: str, sample_id: str, given: str | None = None, stage: 
     return (f"{name}-{stage}" if stage else name)[:128]
 
 
+def batch_name(flowcell_id: str, part: str) -> str:
+    """A run batch's name: ``<flowcell>-<part>`` (the workflow of a first-stage batch, the stage of a
+    micro batch), as ListBatch finds it again."""
+    return f"{flowcell_id}-{part}"[:64]
+
+
 def split_reuse(
     manifest: FlowcellManifest, reuse: dict[str, Any] | None
 ) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
@@ -235,7 +241,7 @@ def batch_groups(
             {
                 "default_run_setting": default_run_setting,
                 "run_settings": run_settings,
-                "batch_name": f"{manifest.flowcell_id}-{workflow_id}"[:64],
+                "batch_name": batch_name(manifest.flowcell_id, workflow_id),
                 # Batches above 100 runs take their settings from a file in S3: next to the outputs.
                 "settings_uri_prefix": f"{samples[0].output_uri.rstrip('/')}/.healthomics/batch-settings",
                 "idempotency_key": f"{_scope(dag_id, manifest, rerun_key)}/workflow-{workflow_id}",

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from healthomics import settings
 from healthomics.exceptions import HealthOmicsRunFailedError, HealthOmicsSubmissionError
-from healthomics.flowcell.plan import TAG_FLOWCELL, TAG_STAGE
+from healthomics.flowcell.plan import TAG_FLOWCELL, TAG_STAGE, batch_name
 from healthomics.flowcell.task_ids import FAILURE_XCOM
 from healthomics.hooks.omics import (
     RUN_FAILURE_STATES,
@@ -28,6 +28,7 @@ from healthomics.triggers.base import connection_kwargs, may_end_from_trigger
 from healthomics.triggers.micro_batch import HealthOmicsMicroBatchTrigger
 from healthomics.triggers.quota import HealthOmicsStartTurnTrigger
 from healthomics.utils.idempotency import (
+    VIA_MICRO_BATCH,
     Submission,
     SubmissionJournal,
     attempt_tags,
@@ -45,8 +46,6 @@ STATE_KEY = "healthomics_sample"
 # botocore attempts of a throttled StartRun on a worker before a deferrable task defers (to a micro
 # batch or a turn): retrying on the worker only holds its slot while a batch takes the quota.
 START_RUN_ATTEMPTS = 1
-# Submission.via of an attempt that went in a micro batch (see healthomics.triggers.micro_batch).
-VIA_MICRO_BATCH = "micro_batch"
 
 
 def last_submission(
@@ -69,7 +68,7 @@ def last_submission(
 def micro_batch_name(request: dict[str, Any]) -> str:
     """The batch name of a run's micro batches: its flowcell and stage (or workflow)."""
     tags = request.get("tags") or {}
-    return f"{tags.get(TAG_FLOWCELL, 'healthomics')}-{tags.get(TAG_STAGE) or request['workflowId']}"[:64]
+    return batch_name(tags.get(TAG_FLOWCELL, "healthomics"), tags.get(TAG_STAGE) or request["workflowId"])
 
 
 class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
@@ -180,17 +179,13 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
             if run is not None and run["status"] not in RUN_FAILURE_STATES:
                 self.log.info("Sample %s: resuming with run %s (%s)", sample["sample_id"], run["id"], run["status"])
                 return self._follow(context, run, last.attempt, run.get("batchId"))
-            if last.via == VIA_MICRO_BATCH and not last.external_id and last.ended_at_max_tries is None:
-                # Its run went in a micro batch: found there again, never started a second time by StartRun.
+            if last.waits_in_micro_batch:
                 start = self._start_fields(context)
                 self._submit_in_micro_batch(context, start["idempotency_key"], self._request(context, start), last)
-            # A StartRun whose outcome was never recorded (the worker died) is repeated as is: same
-            # requestId, same run. Anything else that ended without a usable run (a micro batch's
-            # refusal that a person cleared included) moves on.
-            crashed_mid_submit = not last.external_id and last.request_id and last.via is None
-            first_attempt = last.attempt if crashed_mid_submit else last.attempt + 1
-            # An earlier try may have started this attempt's run: a micro batch could start another.
-            sent_before = last.attempt if crashed_mid_submit else None
+            # An unanswered StartRun is repeated as is; anything else that ended without a usable run
+            # (a micro batch's refusal that a person cleared included) moves on to the next attempt.
+            sent_before = last.attempt if last.sent_unanswered else None
+            first_attempt = last.attempt if last.sent_unanswered else last.attempt + 1
 
         # Start (or find again) the run of this attempt; a repeat gets the same run back.
         start = self._start_fields(context)
@@ -343,6 +338,11 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
                 f"Sample {self.sample['sample_id']}: no run request in XCom {key!r} of task {task_id!r}"
             )
         return dict(start_requests[self.sample["sample_id"]])
+
+    def start_request(self) -> dict[str, Any] | None:
+        # A sample that follows its batch's run carries no request (its parameters are the run's).
+        request = self.sample.get("request")
+        return dict(request) if isinstance(request, dict) and "existing_run" not in self.sample else None
 
     # -- waiting and finishing -------------------------------------------------------
 

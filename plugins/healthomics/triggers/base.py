@@ -12,6 +12,7 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger
 from airflow.utils.state import TaskInstanceState
 from asgiref.sync import sync_to_async
+from botocore.exceptions import ClientError
 
 from healthomics.hooks.omics import HealthOmicsHook
 
@@ -137,6 +138,16 @@ class HealthOmicsBaseTrigger(BaseEventTrigger):
 
     def past_deadline(self) -> bool:
         return self.deadline is not None and time.time() > self.deadline
+
+
+async def cancel_killed_tasks_run(hook: HealthOmicsHook, run_id: str) -> None:
+    """CancelRun for a killed task's run; a run that already ended (or is gone) is only logged."""
+    async with await hook.get_async_conn() as client:
+        try:
+            await client.cancel_run(id=run_id)
+            hook.log.info("Task killed: cancelled HealthOmics run %s", run_id)
+        except ClientError as err:
+            hook.log.info("Run %s not cancelled: %s", run_id, err)
 
 
 async def cancel_unless_fired(trigger: Any, fired: bool) -> None:

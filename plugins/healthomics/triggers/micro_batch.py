@@ -38,6 +38,7 @@ from healthomics.triggers.base import (
     MAX_BACKOFF_INTERVALS,
     HealthOmicsBaseTrigger,
     backoff,
+    cancel_killed_tasks_run,
     shielded,
     task_is_deferred,
 )
@@ -191,28 +192,23 @@ class MicroBatcher:
         """Take waiting runs from the group's batches this batcher did not submit; True while one of
         them is still submitting (the runs it will submit are not listed yet)."""
         submitting = False
-        token: str | None = None
-        while True:
-            page = await client.list_batch(
-                name=self.kwargs["batch_name"], **({"startingToken": token} if token else {})
-            )
+        pages = client.get_paginator("list_batch").paginate(name=self.kwargs["batch_name"])
+        async for page in pages:
             for item in page.get("items", []):
                 if item["id"] in self.own or item["id"] in self.listed:
                     continue
-                done = item.get("status") in BATCH_SUBMISSION_DONE_STATES
+                if item.get("status") not in BATCH_SUBMISSION_DONE_STATES:
+                    # Read once it is done (a first-stage batch of thousands would be paged every round).
+                    submitting = True
+                    continue
                 async for entry in self._entries(client, item["id"]):
                     member = self.waiting.get(entry.get("runSettingId", ""))
                     if member is not None and member.batch_id is None:
                         self._settle(member, item["id"], entry)
                     elif member is None and entry.get("runId"):
                         self.entries[entry.get("runSettingId", "")] = (item["id"], entry)
-                if done:
-                    self.listed.add(item["id"])
-                else:
-                    submitting = True
-            token = page.get("nextToken")
-            if not token:
-                return submitting
+                self.listed.add(item["id"])
+        return submitting
 
     async def _send(self, client: Any) -> None:
         """One StartRunBatch of up to 100 waiting runs (the lost one again first)."""
@@ -315,16 +311,12 @@ class MicroBatcher:
         return min((total - attempted) / rate, self.interval * MAX_BACKOFF_INTERVALS)
 
     async def _entries(self, client: Any, batch_id: str) -> AsyncIterator[dict[str, Any]]:
-        token: str | None = None
-        while True:
-            page = await client.list_runs_in_batch(
-                batchId=batch_id, maxItems=100, **({"startingToken": token} if token else {})
-            )
+        pages = client.get_paginator("list_runs_in_batch").paginate(
+            batchId=batch_id, PaginationConfig={"PageSize": MAX_INLINE_RUN_SETTINGS}
+        )
+        async for page in pages:
             for entry in page.get("runs", []):
                 yield entry
-            token = page.get("nextToken")
-            if not token:
-                return
 
     def _settle(self, member: _Member, batch_id: str, entry: dict[str, Any]) -> None:
         """What one ListRunsInBatch entry says about a waiting run. Any entry with a run id is that
@@ -359,20 +351,17 @@ class MicroBatcher:
         if self.waiting.get(setting_id) is member:
             del self.waiting[setting_id]
         if member.cancel and event["status"] == "submitted":
-            task = asyncio.ensure_future(self._cancel(event["run"]["id"]))
+            task = asyncio.ensure_future(
+                cancel_killed_tasks_run(HealthOmicsBaseTrigger.hook_from(self.kwargs), event["run"]["id"])
+            )
             self.cancellations.add(task)
             task.add_done_callback(self.cancellations.discard)
         if not member.future.done():
             member.future.set_result(event)
 
-    async def _cancel(self, run_id: str) -> None:
-        hook = HealthOmicsBaseTrigger.hook_from(self.kwargs)
-        async with await hook.get_async_conn() as client:
-            try:
-                await client.cancel_run(id=run_id)
-                hook.log.info("Task killed: cancelled HealthOmics run %s", run_id)
-            except ClientError as err:
-                hook.log.info("Run %s not cancelled: %s", run_id, err)
+            task = asyncio.ensure_future(
+                cancel_killed_tasks_run(HealthOmicsBaseTrigger.hook_from(self.kwargs), event["run"]["id"])
+            )
 
 
 def not_submitted(reason: str, message: str) -> dict[str, Any]:

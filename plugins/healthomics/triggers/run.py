@@ -36,6 +36,7 @@ from healthomics.links.omics import HealthOmicsRunLink
 from healthomics.triggers.base import (
     HealthOmicsBaseTrigger,
     backoff,
+    cancel_killed_tasks_run,
     cancel_unless_fired,
     shielded,
     task_is_deferred,
@@ -355,12 +356,7 @@ class HealthOmicsRunTrigger(HealthOmicsBaseTrigger):
         if await task_is_deferred(self):
             self.log.info("Task still deferred (trigger moved); not cancelling run %s", self.run_id)
             return
-        async with await self.hook().get_async_conn() as client:
-            try:
-                await client.cancel_run(id=self.run_id)
-                self.log.info("Task killed: cancelled HealthOmics run %s", self.run_id)
-            except ClientError as err:
-                self.log.info("Run %s not cancelled: %s", self.run_id, err)
+        await cancel_killed_tasks_run(self.hook(), self.run_id)
 
 
 def read_run_event(event: dict[str, Any] | str | None, hook: HealthOmicsHook, context: Any) -> dict[str, Any]:

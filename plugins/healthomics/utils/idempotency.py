@@ -77,6 +77,10 @@ def default_idempotency_key(context: Any) -> str:
     return f"{ti.dag_id}/{ti.task_id}/{ti.map_index}/{ti.run_id}"
 
 
+# Submission.via of an attempt that went in a micro batch (see healthomics.triggers.micro_batch).
+VIA_MICRO_BATCH = "micro_batch"
+
+
 @dataclass(frozen=True)
 class Submission:
     """A task's record of one submit: which attempt, with which ``requestId``, and what it started.
@@ -105,6 +109,18 @@ class Submission:
     external_id: str | None = None
     via: str | None = None
     ended_at_max_tries: int | None = None
+
+    @property
+    def waits_in_micro_batch(self) -> bool:
+        """It went in a micro batch whose answer was not recorded: look for it there again, never
+        start it by StartRun (the run setting id is no StartRun requestId)."""
+        return self.via == VIA_MICRO_BATCH and not self.external_id and self.ended_at_max_tries is None
+
+    @property
+    def sent_unanswered(self) -> bool:
+        """Its own call (StartRun) may have gone out and its answer was not recorded (the worker
+        died): repeat it as is, same requestId, same run; no micro batch may start it again."""
+        return not self.external_id and bool(self.request_id) and self.via is None
 
     def as_json(self) -> dict[str, Any]:
         recorded = {"key": self.key, "attempt": self.attempt, "requestId": self.request_id}
