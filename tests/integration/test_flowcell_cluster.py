@@ -16,7 +16,8 @@ from local_airflow.deployment import LocalAirflow
 from omics_emulator import EmulatorAdmin
 
 from .conftest import ROLE_ARN
-from .flowcells import lab_flowcell
+from .flowcells import flowcell_report, lab_flowcell
+from .healthomics.helpers import expected_cost
 
 # A real Airflow: api-server, scheduler, dag-processor and triggerer as processes.
 pytestmark = pytest.mark.cluster
@@ -45,7 +46,7 @@ def runs_of(omics: Any, sample: str) -> list[dict[str, Any]]:
 
 
 def test_clearing_a_failed_sample_reruns_only_that_sample(
-    airflow: LocalAirflow, emulator: EmulatorAdmin, omics: Any, flowcell: dict[str, Any]
+    airflow: LocalAirflow, emulator: EmulatorAdmin, omics: Any, s3: Any, flowcell: dict[str, Any]
 ) -> None:
     emulator.add_fault(
         action="fail",
@@ -77,6 +78,13 @@ def test_clearing_a_failed_sample_reruns_only_that_sample(
     qc_runs = [r for r in omics.list_runs(name="FC-RETRY-qc")["items"]]
     assert len(qc_runs) == 1 and qc_runs[0]["status"] == "COMPLETED"
     assert emulator.calls("StartRun") == start_runs_before + 2  # the sample's new attempt, then QC
+    # The report prices the failed first attempt with the second: the sample paid for both.
+    bucket = flowcell["conf"]["manifest_uri"].removeprefix("s3://").split("/", 1)[0]
+    report = flowcell_report(s3, {"bucket": bucket}, "FC-RETRY")
+    [row] = [s for s in report["samples"] if s["sample_id"] == "NA12891"]
+    paid = [expected_cost(omics, first["id"]), expected_cost(omics, second["id"])]
+    assert row["cost_usd"] == pytest.approx(sum(paid))
+    assert report["cost"]["failed_runs_usd"] == pytest.approx(paid[0]) and report["cost"]["complete"]
 
     # Clear a sample whose run COMPLETED: it reuses that run and starts nothing.
     before = emulator.calls("StartRun")

@@ -68,6 +68,8 @@ def test_the_flowcell_dag_shape(no_aws_calls: None) -> None:
     assert tasks["flowcell_outcome"].trigger_rule == "all_done"
     assert tasks["sample"].upstream_task_ids == {"sample_entries"}
     assert "sample" in tasks["qc_gate"].upstream_task_ids
+    # The outcome is the samples' and QC's: pricing and the notification never delay it.
+    assert {"costs", "notify"}.isdisjoint(tasks["flowcell_outcome"].get_flat_relative_ids(upstream=True))
     assert set(dag.params) >= {"manifest_uri", "manifest", "flowcell_id", "submission_mode", "dry_run"}
 
 

@@ -28,6 +28,7 @@ from healthomics.hooks.omics import RUN_TERMINAL_STATES, HealthOmicsHook
 from healthomics.hooks.pricing import HealthOmicsPricingHook
 from healthomics.manifest import FlowcellManifest
 from healthomics.settings import AWS_CONN_ID
+from healthomics.utils.idempotency import TAG_KEY
 from healthomics.utils.text import cut
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,43 @@ def runs_of(outcomes: list[SampleOutcome]) -> dict[str, str]:
             if part.run_id:
                 runs[part.run_id] = outcome.sample_id
     return runs
+
+
+def retried_runs(outcomes: list[SampleOutcome]) -> list[str]:
+    """The runs of attempts after the first (a sample or stage cleared after a failed run)."""
+    return [
+        part.run_id
+        for outcome in outcomes
+        for part in outcome.stages or [outcome]
+        if part.run_id and (part.attempt or 1) > 1
+    ]
+
+
+def earlier_attempts(hook: HealthOmicsHook, run_ids: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The runs of the earlier attempts of each run in ``run_ids`` (each a failed one, paid for):
+    earlier run id -> the run it led to, found by the run's name and idempotency key tag; and the
+    runs whose earlier attempts could not be looked up -> why."""
+
+    def one(run_id: str) -> list[str] | str:
+        try:
+            run = hook.get_run(run_id)
+            key = (run.get("tags") or {}).get(TAG_KEY)
+            if not key or not run.get("name"):
+                return "the run has no name or key tag to find its earlier attempts by"
+            return [str(r["id"]) for r in hook.find_runs(str(run["name"]), {TAG_KEY: key}) if r["id"] != run_id]
+        except (ClientError, BotoCoreError) as err:
+            return cut(f"earlier attempts could not be looked up: {err}", 300)
+
+    earlier: dict[str, str] = {}
+    errors: dict[str, str] = {}
+    hook.conn  # noqa: B018 - made once, before the threads share it
+    with ThreadPoolExecutor(COST_THREADS) as pool:
+        for run_id, found in zip(run_ids, pool.map(one, run_ids), strict=True):
+            if isinstance(found, str):
+                errors[run_id] = found
+            else:
+                earlier.update(dict.fromkeys(found, run_id))
+    return earlier, errors
 
 
 def run_cost_entry(hook: HealthOmicsHook, run_id: str, prices: PriceTable) -> dict[str, Any]:
@@ -99,14 +137,21 @@ def costs(**context: Any) -> dict[str, Any]:
     plan = plan_of(context)
     if plan is None or plan["dry_run"]:
         return {"error": "nothing ran"}
-    runs = runs_of(sample_outcomes(plan, context))
+    outcomes = sample_outcomes(plan, context)
+    runs = runs_of(outcomes)
     hook = HealthOmicsHook(aws_conn_id=AWS_CONN_ID)
     try:
         prices = flowcell_prices(hook)
     except PriceError as err:
         log.warning("No HealthOmics prices: %s", err)
         return {"error": str(err)}
-    priced = price_runs(hook, prices, list(runs), COST_BUDGET_SECONDS)
+    # A cleared sample or stage paid for its earlier attempts too: priced with it.
+    earlier, lookup_errors = earlier_attempts(hook, retried_runs(outcomes))
+    priced = price_runs(hook, prices, [*runs, *(e for e in earlier if e not in runs)], COST_BUDGET_SECONDS)
+    for run_id, current in earlier.items():
+        priced[run_id] = {**priced[run_id], "attempt_of": current}
+    for run_id, error in lookup_errors.items():
+        priced[f"{run_id}/earlier"] = {"attempt_of": run_id, "total_usd": None, "error": error}
     unknown = sum(1 for entry in priced.values() if "error" in entry)
     log.info("Priced %d runs of flowcell %s (%d unknown)", len(priced), plan["flowcell_id"], unknown)
     return {"price_source": prices.source, "prices": dataclasses.asdict(prices), "runs": priced}

@@ -108,6 +108,7 @@ def flowcell_tasks(per_sample: Callable[[XComArg], Any], *, stage_slots: int | N
     verdict = task(task_id="flowcell_outcome", trigger_rule="all_done")(qc.flowcell_outcome)()
 
     go >> [submit, entries]  # a dry run stops here
-    samples >> gate >> qc_run >> report >> verdict
+    # The verdict waits for the samples and QC only: pricing never delays the flowcell's outcome.
+    samples >> gate >> qc_run >> [report, verdict]
     samples >> priced >> report
     plan >> [gate, priced, report, verdict]  # they read the plan themselves: an invalid manifest still gets a report

@@ -79,25 +79,43 @@ def cost_section(
         reason = (costs or {}).get("error") or "the costs task did not run or failed (see its log)"
         return {**section, "error": f"cost unknown: {reason}", "total_usd": None}
     runs: dict[str, dict[str, Any]] = costs.get("runs", {})
+    # Earlier attempts of a cleared sample or stage (failed runs, paid for), by the run they led to.
+    earlier: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for run_id, entry in runs.items():
+        if entry.get("attempt_of"):
+            earlier.setdefault(str(entry["attempt_of"]), []).append((run_id, entry))
     unknown: list[dict[str, Any]] = []
     failed_usd = samples_usd = 0.0
     for sample in samples:
         parts = sample["stages"] or [sample]
         known = True
         for part in parts:
-            entry = runs.get(part.get("run_id") or "") if part.get("run_id") else None
-            usd = entry.get("total_usd") if entry else None
-            part["cost_usd"] = usd
-            if part.get("run_id") and usd is None:
-                known = False
-                reason = (entry or {}).get("error") or "not priced"
-                unknown.append({"sample_id": sample["sample_id"], "run_id": part["run_id"], "reason": reason})
-            if usd is not None:
+            run_id = part.get("run_id")
+            part["cost_usd"] = None
+            if not run_id:
+                continue
+            # Its run and those of its earlier attempts (a cleared sample or stage paid for them too).
+            entry = runs.get(run_id) or {}
+            entries = [(run_id, entry, part.get("status"))]
+            entries += [(i, e, e.get("status")) for i, e in earlier.get(run_id, [])]
+            part_usd: float | None = 0.0
+            for priced_id, entry, status in entries:
+                usd = entry.get("total_usd")
+                if usd is None:
+                    part_usd = None
+                    reason = entry.get("error") or "not priced"
+                    unknown.append({"sample_id": sample["sample_id"], "run_id": priced_id, "reason": reason})
+                    continue
                 samples_usd += usd
-                failed_usd += usd if part.get("status") != "COMPLETED" else 0.0
+                failed_usd += usd if status != "COMPLETED" else 0.0
+                part_usd = None if part_usd is None else part_usd + usd
+            part["cost_usd"] = part_usd
+            known = known and part_usd is not None
         priced = [p["cost_usd"] for p in parts if p.get("cost_usd") is not None]
         sample["cost_usd"] = sum(priced) if known and priced else None
     qc_usd = (qc_cost or {}).get("total_usd")
+    if qc_usd is not None and (qc_cost or {}).get("status") != "COMPLETED":
+        failed_usd += qc_usd  # a QC run that failed was paid for nothing too
     if qc_cost is not None and qc_usd is None:
         unknown.append({"sample_id": None, "run_id": qc_cost.get("run_id"), "reason": qc_cost.get("error")})
     ranked = sorted((s for s in samples if s.get("cost_usd") is not None), key=lambda s: -s["cost_usd"])

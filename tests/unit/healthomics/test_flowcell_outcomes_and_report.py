@@ -193,12 +193,15 @@ def test_the_report_prices_each_sample_the_qc_and_what_failed_runs_spent_on_noth
         },
     }
     report = report_of(
-        outcomes, {"status": "FAILED", "run_id": "3333333"}, costs, {"run_id": "3333333", "total_usd": 2.0}
+        outcomes,
+        {"status": "FAILED", "run_id": "3333333"},
+        costs,
+        {"run_id": "3333333", "total_usd": 2.0, "status": "FAILED"},
     )
     cost = report["cost"]
     assert cost["estimate"] is True and cost["currency"] == "USD"
     assert (cost["samples_usd"], cost["qc_usd"], cost["total_usd"]) == (11.75, 2.0, 13.75)
-    assert cost["failed_runs_usd"] == 1.25
+    assert cost["failed_runs_usd"] == 1.25 + 2.0  # S3's run and the failed QC run
     assert [s["sample_id"] for s in cost["most_expensive"]] == ["S2", "S1", "S3"]
     assert cost["complete"] is False and cost["unknown_runs"] == 1
     assert cost["unknown"] == [
@@ -208,7 +211,7 @@ def test_the_report_prices_each_sample_the_qc_and_what_failed_runs_spent_on_noth
     lines = render_text(report).splitlines()
     assert "Cost (estimate at list prices, USD; shipped table (test, 2026-12-06)):" in lines
     assert "  total at least 13.75 = samples 11.75 + QC 2.00" in lines
-    assert "  spent on runs that did not complete: 1.25" in lines
+    assert "  spent on runs that did not complete: 3.25" in lines
     assert "  most expensive: S2 6.50, S1 4.00, S3 1.25" in lines
     assert "    S4 run 1111114: tasks or run could not be read: AccessDenied" in lines
     [s2] = [line for line in lines if line.startswith("S2 ")]
@@ -232,4 +235,35 @@ def test_a_refused_manifest_reports_its_problems_and_that_nothing_started() -> N
         "2 problem(s):",
         "  - sample S1, fastq_1: not an s3:// URI",
         "  - sample S2: duplicate sample id",
+    ]
+
+
+def test_a_cleared_samples_earlier_attempts_are_part_of_its_cost_and_of_what_failed_runs_spent() -> None:
+    outcomes = [outcome("S1", run_id="1111111"), outcome("S2", run_id="2222222", attempt=3)]
+    costs = {
+        "price_source": "shipped table (test, 2026-12-06)",
+        "runs": {
+            "1111111": {"total_usd": 4.0, "status": "COMPLETED"},
+            "2222222": {"total_usd": 5.0, "status": "COMPLETED"},  # attempt 3
+            "2222220": {"total_usd": 1.5, "status": "FAILED", "attempt_of": "2222222"},  # attempt 1
+            "2222221": {"total_usd": 0.5, "status": "CANCELLED", "attempt_of": "2222222"},  # attempt 2
+        },
+    }
+    cost = report_of(outcomes, {"status": "NOT_CONFIGURED"}, costs)["cost"]
+    assert (cost["samples_usd"], cost["failed_runs_usd"], cost["complete"]) == (11.0, 2.0, True)
+    assert cost["most_expensive"][0] == {"sample_id": "S2", "cost_usd": 7.0}
+
+
+def test_earlier_attempts_that_could_not_be_looked_up_leave_the_sample_cost_unknown() -> None:
+    costs = {
+        "runs": {
+            "2222222": {"total_usd": 5.0, "status": "COMPLETED"},
+            "2222222/earlier": {"attempt_of": "2222222", "total_usd": None, "error": "earlier attempts could not"},
+        }
+    }
+    report = report_of([outcome("S2", run_id="2222222", attempt=2)], {"status": "NOT_CONFIGURED"}, costs)
+    assert report["samples"][0]["cost_usd"] is None
+    assert report["cost"]["samples_usd"] == 5.0 and report["cost"]["complete"] is False
+    assert report["cost"]["unknown"] == [
+        {"sample_id": "S2", "run_id": "2222222/earlier", "reason": "earlier attempts could not"}
     ]
