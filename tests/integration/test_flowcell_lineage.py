@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from healthomics.utils.openlineage import data_uris, dataset
 from omics_emulator import EmulatorAdmin
 
 from .airflow_dags import run_dag
@@ -90,3 +91,8 @@ def test_each_sample_run_is_recorded_with_its_inputs_outputs_run_and_sample(
 
     qc = [e for e in read_events(lineage_file) if e["eventType"] == "COMPLETE" and e["job"]["name"].endswith(".qc")]
     assert qc and qc[0]["run"]["facets"]["healthomics_run"]["runId"] == runs["qc"]["id"]
+    # QC starts its own run: its START already names the inputs, those its run was started with.
+    events = read_events(lineage_file)
+    qc_start = next(e for e in events if e["eventType"] == "START" and e["job"]["name"].endswith(".qc"))
+    started_with = {(d.namespace, d.name) for d in map(dataset, data_uris(runs["qc"]["parameters"]))}
+    assert started_with and {(d["namespace"], d["name"]) for d in qc_start["inputs"]} == started_with

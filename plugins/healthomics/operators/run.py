@@ -23,7 +23,7 @@ from healthomics.links.omics import (
 from healthomics.triggers.base import connection_kwargs, deadline_after, may_end_from_trigger
 from healthomics.triggers.run import HealthOmicsRunTrigger, read_run_event
 from healthomics.utils.idempotency import SubmissionJournal, default_idempotency_key, provenance_tags
-from healthomics.utils.openlineage import run_lineage
+from healthomics.utils.openlineage import request_lineage, run_lineage
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -138,6 +138,14 @@ class HealthOmicsRunWaitOperator(AwsBaseOperator[HealthOmicsHook]):
     def labels(self) -> dict[str, Any]:
         """What names this task's run in its result, failure XCom and lineage (a sample, a stage)."""
         return {}
+
+    def start_request(self) -> dict[str, Any] | None:
+        """The StartRun request this task would send, where it knows one before its run exists."""
+        return None
+
+    def get_openlineage_facets_on_start(self) -> RunLineage:
+        """The inputs of the request the task starts its run with (none known for a run it follows)."""
+        return request_lineage(self.start_request())
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> RunLineage:
         """The run's inputs (data URIs among its parameters), output location and facets."""
@@ -272,6 +280,9 @@ class HealthOmicsStartRunOperator(HealthOmicsRunWaitOperator):
         self.cancel_on_kill = cancel_on_kill
         self.wake_queue_url = wake_queue_url
         self.run_id = None
+
+    def start_request(self) -> dict[str, Any] | None:
+        return {"workflowId": self.workflow_id, "outputUri": self.output_uri, "parameters": self.parameters or {}}
 
     def _request(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]

@@ -85,6 +85,17 @@ def run_facet_class() -> type[Any]:
     return HealthOmicsRunFacet
 
 
+def request_lineage(request: dict[str, Any] | None) -> RunLineage:
+    """The lineage a task knows before its run exists: the inputs among its StartRun request's
+    parameters (``None``: it follows a run it did not ask for, whose parameters only the run holds)."""
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    if request is None:
+        return OperatorLineage()
+    inputs = list(dict.fromkeys(data_uris(request.get("parameters") or {})))
+    return OperatorLineage(inputs=[dataset(uri) for uri in inputs])
+
+
 def run_lineage(run: dict[str, Any] | None, labels: dict[str, Any]) -> RunLineage:
     """The lineage of one run (a GetRun answer, or what is known of it; ``None``: the task started
     none): inputs from its parameters, its output location, and ``labels`` (``sample_id``,

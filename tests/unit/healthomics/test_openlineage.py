@@ -119,3 +119,27 @@ def test_tasks_end_on_a_worker_while_a_listener_is_registered(listener: None) ->
 def test_tasks_end_in_the_triggerer_without_listeners() -> None:
     assert may_end_from_trigger()
     assert [op.end_from_trigger for op in run_operators()] == [True, True]
+
+
+@needs_openlineage
+def test_a_task_that_starts_its_run_reports_its_inputs_when_it_starts() -> None:
+    from healthomics.flowcell.sample import HealthOmicsSampleRunOperator
+    from healthomics.operators.run import HealthOmicsStartRunOperator
+
+    qc = HealthOmicsStartRunOperator(
+        task_id="qc",
+        workflow_id="1",
+        role_arn="r",
+        output_uri="s3://lab/qc/",
+        parameters={"qc_config": "s3://lab/qc.json", "samples": [{"output_uri": "s3://lab/outputs/1234567/"}]},
+    )
+    lineage = qc.get_openlineage_facets_on_start()
+    names = [(d.namespace, d.name) for d in lineage.inputs]
+    assert names == [("s3://lab", "qc.json"), ("s3://lab", "outputs/1234567/")]
+    assert lineage.outputs == []  # the run's own output location exists once the run does
+
+    request = {"workflowId": "1", "parameters": RUN["parameters"]}
+    starting = HealthOmicsSampleRunOperator(task_id="sample", sample={"sample_id": "S1", "request": request})
+    assert len(starting.get_openlineage_facets_on_start().inputs) == 3
+    following = HealthOmicsSampleRunOperator(task_id="sample", sample={"sample_id": "S1", "batch_run": {"id": "1"}})
+    assert following.get_openlineage_facets_on_start().inputs == []
