@@ -40,14 +40,14 @@ INSTANCE_SIZES = (
     ("16xlarge", 64),
     ("24xlarge", 96),
 )
-# GPU instances: (name, vCPUs, GiB, GPUs), smallest first.
+# GPU instances: (name, vCPUs, GiB, GPUs), smallest first. The g6 family: the one the package's
+# shipped price table prices (g4dn and g5 prices come from the Price List API only).
 GPU_INSTANCES = (
-    ("omics.g4dn.xlarge", 4, 16, 1),
-    ("omics.g4dn.2xlarge", 8, 32, 1),
-    ("omics.g4dn.4xlarge", 16, 64, 1),
-    ("omics.g4dn.12xlarge", 48, 192, 4),
-    ("omics.g5.xlarge", 4, 16, 1),
-    ("omics.g5.12xlarge", 48, 192, 4),
+    ("omics.g6.xlarge", 4, 16, 1),
+    ("omics.g6.4xlarge", 16, 64, 1),
+    ("omics.g6.8xlarge", 32, 128, 1),
+    ("omics.g6.12xlarge", 48, 192, 4),  # not in the shipped table: unpriced without the Price List API
+    ("omics.g6.16xlarge", 64, 256, 1),
 )
 # Share of a task's slot spent provisioning its instance (CREATED -> startTime), at most a minute.
 PROVISION_SHARE = 0.05
