@@ -86,6 +86,7 @@ def cost_section(
             earlier.setdefault(str(entry["attempt_of"]), []).append((run_id, entry))
     unknown: list[dict[str, Any]] = []
     failed_usd = samples_usd = 0.0
+    stages_usd: dict[str, float] = {}  # a pipeline's stages, over every sample (what is known)
     for sample in samples:
         parts = sample["stages"] or [sample]
         known = True
@@ -108,6 +109,8 @@ def cost_section(
                     continue
                 samples_usd += usd
                 failed_usd += usd if status != "COMPLETED" else 0.0
+                if part is not sample and part.get("stage"):
+                    stages_usd[part["stage"]] = stages_usd.get(part["stage"], 0.0) + usd
                 part_usd = None if part_usd is None else part_usd + usd
             part["cost_usd"] = part_usd
             known = known and part_usd is not None
@@ -126,6 +129,7 @@ def cost_section(
         "complete": not unknown,
         "total_usd": samples_usd + (qc_usd or 0.0),
         "samples_usd": samples_usd,
+        "stages_usd": stages_usd,
         "qc_usd": qc_usd,
         "failed_runs_usd": failed_usd,
         "most_expensive": [{"sample_id": s["sample_id"], "cost_usd": s["cost_usd"]} for s in ranked[:MOST_EXPENSIVE]],
@@ -175,6 +179,8 @@ def _cost_lines(cost: dict[str, Any] | None) -> list[str]:
         f" + QC {_usd(cost['qc_usd'])}",
         f"  spent on runs that did not complete: {_usd(cost['failed_runs_usd'])}",
     ]
+    if cost.get("stages_usd"):
+        lines.append("  per stage: " + ", ".join(f"{name} {_usd(usd)}" for name, usd in cost["stages_usd"].items()))
     if cost["most_expensive"]:
         ranked = ", ".join(f"{s['sample_id']} {_usd(s['cost_usd'])}" for s in cost["most_expensive"])
         lines.append(f"  most expensive: {ranked}")

@@ -267,3 +267,21 @@ def test_earlier_attempts_that_could_not_be_looked_up_leave_the_sample_cost_unkn
     assert report["cost"]["unknown"] == [
         {"sample_id": "S2", "run_id": "2222222/earlier", "reason": "earlier attempts could not"}
     ]
+
+
+def test_a_pipelines_cost_is_told_per_stage_over_every_sample() -> None:
+    def staged(sample_id: str, call_status: str) -> SampleOutcome:
+        stages = [
+            outcome(sample_id, run_id=f"{sample_id}-align", stage="align"),
+            outcome(sample_id, call_status, run_id=f"{sample_id}-call", stage="call"),
+        ]
+        return outcome(sample_id, call_status, run_id=f"{sample_id}-call", stage="call", stages=stages)
+
+    runs = {"S1-align": 2.0, "S1-call": 1.0, "S2-align": 3.0, "S2-call": 0.25}
+    costs = {"price_source": "test", "runs": {k: {"total_usd": v} for k, v in runs.items()}}
+    report = report_of([staged("S1", "COMPLETED"), staged("S2", "FAILED")], {"status": "NOT_CONFIGURED"}, costs)
+    cost = report["cost"]
+    assert cost["stages_usd"] == {"align": 5.0, "call": 1.25}
+    assert (cost["samples_usd"], cost["failed_runs_usd"]) == (6.25, 0.25)
+    assert [[st["cost_usd"] for st in s["stages"]] for s in report["samples"]] == [[2.0, 1.0], [3.0, 0.25]]
+    assert "  per stage: align 5.00, call 1.25" in render_text(report).splitlines()
