@@ -181,7 +181,12 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
                 return self._follow(context, run, last.attempt, run.get("batchId"))
             if last.waits_in_micro_batch:
                 start = self._start_fields(context)
-                self._submit_in_micro_batch(context, start["idempotency_key"], self._request(context, start), last)
+                request = self._request(context, start)
+                run = self._micro_batch_run(start["idempotency_key"], request, last)
+                if run is not None:
+                    journal.record(replace(last, external_id=run["id"]))
+                    return self._follow(context, run, last.attempt, None)
+                self._submit_in_micro_batch(context, start["idempotency_key"], request, last)
             # An unanswered StartRun is repeated as is; anything else that ended without a usable run
             # (a micro batch's refusal that a person cleared included) moves on to the next attempt.
             sent_before = last.attempt if last.sent_unanswered else None
@@ -276,6 +281,18 @@ class HealthOmicsSampleRunOperator(HealthOmicsRunWaitOperator):
             ),
             method_name="submitted_in_micro_batch",
         )
+
+    def _micro_batch_run(self, key: str, request: dict[str, Any], last: Submission) -> dict[str, Any] | None:
+        """The run a micro batch made for ``last``'s attempt, found by its name and attempt tags.
+
+        A try after the one that deferred to the micro batch (a lost worker; or Airflow's stale
+        executor event after a deferral that resumed at once, apache/airflow#72716, which marks the
+        resumed try for retry) looks it up here first: asking the batcher again would answer at
+        once and resume straight into the same race."""
+        if not request.get("name"):
+            return None
+        found = self.hook.find_runs(str(request["name"]), attempt_tags(key, last.attempt))
+        return found[0] if found else None
 
     def submitted_in_micro_batch(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Back from the micro batch: record the run and wait for it, or fail as not submitted."""

@@ -13,7 +13,7 @@ from healthomics.flowcell.sample import STATE_KEY, HealthOmicsSampleRunOperator,
 from healthomics.flowcell.stage import HealthOmicsStageRunOperator
 from healthomics.triggers.micro_batch import HealthOmicsMicroBatchTrigger
 from healthomics.triggers.quota import HealthOmicsStartTurnTrigger
-from healthomics.utils.idempotency import Submission, SubmissionJournal, run_request_id
+from healthomics.utils.idempotency import Submission, SubmissionJournal, key_tag, run_request_id
 
 from .stores import TaskStateStore
 
@@ -147,9 +147,18 @@ class JournalingThrottledHook(ThrottledHook):
 
     conn_region_name, conn_partition = "us-east-1", "aws"  # what the run links read
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[dict[str, Any]] = []  # what find_runs answers
+        self.searches: list[tuple[str, dict[str, str]]] = []
+
     def start_run_idempotently(self, request: dict[str, Any], key: str, **kwargs: Any) -> Any:
         kwargs["journal"].record(Submission(key, kwargs["first_attempt"], f"hoa-token-a{kwargs['first_attempt']}"))
         return super().start_run_idempotently(request, key, **kwargs)
+
+    def find_runs(self, name: str, tags: dict[str, str]) -> list[dict[str, Any]]:
+        self.searches.append((name, tags))
+        return self.found
 
 
 class PushingTry(FirstTry):
@@ -183,11 +192,15 @@ def test_with_a_store_a_throttled_start_goes_in_a_micro_batch_and_a_retry_never_
     journal = SubmissionJournal(context, STATE_KEY)
     assert journal.last() == Submission("k/S1", 1, "hoa-token-a1", None, "micro_batch")
 
-    # The worker died while the task was deferred: its next try looks in the micro batch again.
+    # The worker died while the task was deferred: its next try looks for the run (by its name and
+    # attempt tags), and, none made yet, in the micro batch again.
+    retry = operator(entry, deferrable=True)
+    retry.__dict__["hook"] = hook
     with pytest.raises(TaskDeferred) as again:
-        operator(entry, deferrable=True).execute(context)  # type: ignore[arg-type]
+        retry.execute(context)  # type: ignore[arg-type]
     assert isinstance(again.value.trigger, HealthOmicsMicroBatchTrigger)
     assert again.value.trigger.run_setting == setting
+    assert hook.searches == [("FC1-S1", {"healthomics:key": key_tag("k/S1"), "healthomics:attempt": "1"})]
     assert hook.starts == 1
 
     # Back with its run: recorded, then waited for like any other.
@@ -198,6 +211,23 @@ def test_with_a_store_a_throttled_start_goes_in_a_micro_batch_and_a_retry_never_
         back.submitted_in_micro_batch(context, {"status": "submitted", "run": run})  # type: ignore[arg-type]
     assert waiting.value.trigger.run_id == "2000001"
     assert journal.last() == Submission("k/S1", 1, "hoa-token-a1", "2000001", "micro_batch")
+
+
+def test_a_retry_finds_the_run_its_micro_batch_made_and_waits_for_it() -> None:
+    """Airflow's stale executor event after a deferral that resumed at once marks the try for
+    retry (apache/airflow#72716): the retry follows the run instead of asking the batcher again."""
+    entry = {"sample_id": "S1", "request": {**REQUEST, "tags": {"flowcell": "FC1"}}, "idempotency_key": "k/S1"}
+    context = Context()
+    SubmissionJournal(context, STATE_KEY).record(Submission("k/S1", 1, "hoa-token-a1", None, "micro_batch"))
+    task = operator(entry, deferrable=True)
+    task.__dict__["hook"] = hook = JournalingThrottledHook()
+    hook.found = [{"id": "2000001", "batchId": "9", "status": "RUNNING", "name": "FC1-S1", "workflowId": "1234567"}]
+    with pytest.raises(TaskDeferred) as waiting:
+        task.execute(context)  # type: ignore[arg-type]
+    assert waiting.value.trigger.run_id == "2000001" and waiting.value.method_name == "execute_complete"
+    journal = SubmissionJournal(context, STATE_KEY)
+    assert journal.last() == Submission("k/S1", 1, "hoa-token-a1", "2000001", "micro_batch")
+    assert hook.starts == 0
 
 
 def test_a_run_its_micro_batch_refused_fails_as_not_submitted() -> None:
