@@ -305,7 +305,7 @@ class MicroBatcher:
     def _time_to_done(self, check: _Check, total: int, attempted: int, now: float) -> float:
         """How long a submitting batch takes to submit the rest, at the rate seen since the last look
         (0, look next round: no rate yet, e.g. it started submitting since; at most 16 intervals)."""
-        if not check.attempted or attempted >= total or now <= check.seen_at:
+        if not check.attempted or attempted <= check.attempted or attempted >= total or now <= check.seen_at:
             return 0.0
         rate = (attempted - check.attempted) / (now - check.seen_at)
         return min((total - attempted) / rate, self.interval * MAX_BACKOFF_INTERVALS)
@@ -358,10 +358,6 @@ class MicroBatcher:
             task.add_done_callback(self.cancellations.discard)
         if not member.future.done():
             member.future.set_result(event)
-
-            task = asyncio.ensure_future(
-                cancel_killed_tasks_run(HealthOmicsBaseTrigger.hook_from(self.kwargs), event["run"]["id"])
-            )
 
 
 def not_submitted(reason: str, message: str) -> dict[str, Any]:
