@@ -24,6 +24,7 @@ from healthomics.cost.prices import PriceError, PriceTable
 from healthomics.flowcell.outcomes import SampleOutcome
 from healthomics.flowcell.plan import TAG_FLOWCELL
 from healthomics.flowcell.qc import plan_of, sample_outcomes
+from healthomics.flowcell.task_ids import ENTRIES_TASK
 from healthomics.hooks.omics import RUN_TERMINAL_STATES, HealthOmicsHook
 from healthomics.hooks.pricing import HealthOmicsPricingHook
 from healthomics.manifest import FlowcellManifest
@@ -47,20 +48,25 @@ def runs_of(outcomes: list[SampleOutcome]) -> dict[str, str]:
     return runs
 
 
-def retried_runs(outcomes: list[SampleOutcome]) -> list[str]:
-    """The runs of attempts after the first (a sample or stage cleared after a failed run)."""
+def retried_runs(outcomes: list[SampleOutcome]) -> list[tuple[str, str, bool]]:
+    """The runs of attempts after the first (a sample or stage cleared after a failed run): (run id,
+    sample, whether it is the sample's first stage, whose attempt 1 was the run batch's)."""
     return [
-        part.run_id
+        (str(part.run_id), outcome.sample_id, index == 0)
         for outcome in outcomes
-        for part in outcome.stages or [outcome]
+        for index, part in enumerate(outcome.stages or [outcome])
         if part.run_id and (part.attempt or 1) > 1
     ]
 
 
-def earlier_attempts(hook: HealthOmicsHook, run_ids: list[str]) -> tuple[dict[str, str], dict[str, str]]:
-    """The runs of the earlier attempts of each run in ``run_ids`` (each a failed one, paid for):
-    earlier run id -> the run it led to, found by the run's name and idempotency key tag; and the
-    runs whose earlier attempts could not be looked up -> why."""
+def earlier_attempts(
+    hook: HealthOmicsHook, retried: list[tuple[str, str, bool]], batch_runs: dict[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The runs of the earlier attempts of each retried run (failed ones, paid for): earlier run id ->
+    the run it led to; and the runs whose earlier attempts could not be looked up -> why.
+
+    Attempt 1 of a sample's first stage is its run batch's (``batch_runs``: sample -> run id); the
+    attempts StartRun started are found by the run's name and idempotency key tag."""
 
     def one(run_id: str) -> list[str] | str:
         try:
@@ -74,13 +80,16 @@ def earlier_attempts(hook: HealthOmicsHook, run_ids: list[str]) -> tuple[dict[st
 
     earlier: dict[str, str] = {}
     errors: dict[str, str] = {}
+    run_ids = [run_id for run_id, _, _ in retried]
     hook.conn  # noqa: B018 - made once, before the threads share it
     with ThreadPoolExecutor(COST_THREADS) as pool:
-        for run_id, found in zip(run_ids, pool.map(one, run_ids), strict=True):
+        for (run_id, sample_id, first_stage), found in zip(retried, pool.map(one, run_ids), strict=True):
             if isinstance(found, str):
                 errors[run_id] = found
-            else:
-                earlier.update(dict.fromkeys(found, run_id))
+                continue
+            if first_stage and batch_runs.get(sample_id) not in (None, run_id):
+                found.append(batch_runs[sample_id])
+            earlier.update(dict.fromkeys(found, run_id))
     return earlier, errors
 
 
@@ -146,7 +155,11 @@ def costs(**context: Any) -> dict[str, Any]:
         log.warning("No HealthOmics prices: %s", err)
         return {"error": str(err)}
     # A cleared sample or stage paid for its earlier attempts too: priced with it.
-    earlier, lookup_errors = earlier_attempts(hook, retried_runs(outcomes))
+    entries = context["ti"].xcom_pull(task_ids=ENTRIES_TASK) or []
+    batch_runs = {
+        str(e["sample_id"]): str(e["batch_run"]["id"]) for e in entries if isinstance(e, dict) and e.get("batch_run")
+    }
+    earlier, lookup_errors = earlier_attempts(hook, retried_runs(outcomes), batch_runs)
     priced = price_runs(hook, prices, [*runs, *(e for e in earlier if e not in runs)], COST_BUDGET_SECONDS)
     for run_id, current in earlier.items():
         priced[run_id] = {**priced[run_id], "attempt_of": current}
